@@ -1,0 +1,71 @@
+"""ipsmtp: a stateful SMTP client component.
+
+One `SMTP` object with IPWorks-style properties (also reachable under their IPWorks names), a
+`config()` store for the long tail of settings, and blinker signals (`ipsmtp.signals`) to trace
+the session. Underneath: a sans-IO protocol core, a socket/TLS/proxy transport, SASL, ESMTP
+extensions and a durable send queue.
+"""
+
+from . import signals
+from ._client import SMTP
+from ._enums import (
+    AuthMechanism,
+    FirewallType,
+    Importance,
+    Priority,
+    RecipientType,
+    Sensitivity,
+    SSLStartMode,
+)
+from ._errors import (
+    ErrorCode,
+    SMTPAuthError,
+    SMTPConnectError,
+    SMTPError,
+    SMTPInterrupted,
+    SMTPProtocolError,
+    SMTPRecipientsRefused,
+    SMTPResponseError,
+    SMTPTimeoutError,
+    SMTPTLSError,
+)
+from ._properties import Firewall
+from ._reply import Reply
+from ._values import Header, QueueReport, Recipient, SendResult
+from ._version import __version__
+
+__all__ = [
+    "SMTP",
+    "AuthMechanism",
+    "ErrorCode",
+    "Firewall",
+    "FirewallType",
+    "Header",
+    "Importance",
+    "Priority",
+    "QueueReport",
+    "Recipient",
+    "RecipientType",
+    "Reply",
+    "SMTPAuthError",
+    "SMTPConnectError",
+    "SMTPError",
+    "SMTPInterrupted",
+    "SMTPProtocolError",
+    "SMTPRecipientsRefused",
+    "SMTPResponseError",
+    "SMTPTLSError",
+    "SMTPTimeoutError",
+    "SSLStartMode",
+    "SendResult",
+    "Sensitivity",
+    "__version__",
+    "signals",
+]
+
+# Show `ipsmtp.SMTP` rather than `ipsmtp._client.SMTP` in reprs and tracebacks.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("ipsmtp._"):
+        _obj.__module__ = "ipsmtp"
+del _name, _obj

@@ -1,0 +1,314 @@
+"""Message composition from the component's properties, on the stdlib `email` package.
+
+Four ways a message comes about, checked in this order:
+
+1. `message` (raw bytes) is set: it is sent as it is. Only line endings are normalised, later,
+   by the DATA encoder.
+2. `other_headers` starts with an empty line: IPWorks' "replace the computed headers" form. The
+   headers are exactly those lines and the body is `message_text`, both as written.
+3. `other_headers` sets Content-Type: the caller built the MIME structure, so `message_text`
+   goes out as written after the computed headers and the caller's. A body line longer than 998
+   octets cannot be encoded without breaking that structure, so it is refused.
+4. Otherwise `email.message.EmailMessage` builds the body: text/plain, with `message_html` as a
+   multipart/alternative and `attachments` in a multipart/mixed. The encoding is 7bit when the
+   text is ASCII with lines of at most 998 octets, else quoted-printable or base64, so no line
+   over 998 octets reaches the wire unencoded.
+
+The top-level headers are folded by `email.policy` (RFC 2047 for non-ASCII text). Bcc never
+becomes a header. With the ``Charset`` setting, non-ASCII header text is encoded in that charset
+instead of UTF-8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import mimetypes
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy as email_policy
+from email.header import Header as EncodedHeader
+from email.headerregistry import AddressHeader
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import EmailPolicy
+from email.utils import format_datetime, formataddr
+
+from ._addresses import parse_address_list
+from ._enums import Importance, Priority, Sensitivity
+from ._errors import ErrorCode, SMTPError
+from ._properties import Properties, local_ip_literal
+from ._values import Header
+
+__all__ = [
+    "ComposeOptions",
+    "Composed",
+    "compose",
+    "message_id_of",
+    "needs_smtputf8",
+    "new_message_id",
+]
+
+MAX_LINE = 998  # RFC 5322 §2.1.1: a line is at most 998 characters plus CRLF
+
+_IMPORTANCE = {Importance.HIGH: "high", Importance.NORMAL: "normal", Importance.LOW: "low"}
+_PRIORITY = {
+    Priority.NORMAL: "normal",
+    Priority.URGENT: "urgent",
+    Priority.NON_URGENT: "non-urgent",
+}
+_SENSITIVITY = {
+    Sensitivity.PERSONAL: "Personal",
+    Sensitivity.PRIVATE: "Private",
+    Sensitivity.COMPANY_CONFIDENTIAL: "Company-Confidential",
+}
+_ADDRESS_HEADERS = frozenset(
+    {"from", "to", "cc", "reply-to", "sender", "return-receipt-to", "disposition-notification-to"}
+)
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class ComposeOptions:
+    """The config settings composition depends on."""
+
+    charset: str = ""
+    max_header_length: int = 78
+    message_id_algorithm: str = "SHA1"
+    utf8: bool = False  # headers as raw UTF-8 (SMTPUTF8, RFC 6532) instead of RFC 2047
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A message ready for DATA: its bytes (LF or CRLF line endings), headers and Message-ID."""
+
+    data: bytes
+    headers: list[Header]
+    message_id: str
+
+
+def new_message_id(domain: str, algorithm: str = "SHA1") -> str:
+    """A fresh ``<hash@domain>`` Message-ID: the hash of 16 random bytes, the time and a
+    counter, so two ids never repeat within a process and practically never across."""
+    seed = os.urandom(16) + f"{time.time_ns()}.{os.getpid()}.{next(_counter)}".encode()
+    name = algorithm.lower().replace("-", "")
+    digest = hashlib.new(name, seed).hexdigest()
+    return f"<{digest}@{_id_domain(domain)}>"
+
+
+def _id_domain(domain: str) -> str:
+    literal = local_ip_literal(domain)
+    if literal is not None:
+        return literal
+    cleaned = "".join(ch for ch in domain if ch.isalnum() or ch in ".-")
+    return cleaned.strip(".") or "localhost"
+
+
+def _policy(options: ComposeOptions) -> EmailPolicy[EmailMessage]:
+    return email_policy.SMTP.clone(
+        max_line_length=options.max_header_length, cte_type="7bit", utf8=options.utf8
+    )
+
+
+def fold_header(name: str, value: str, options: ComposeOptions) -> str:
+    """One header as folded text ending in CRLF."""
+    policy = _policy(options)
+    charset = options.charset
+    foreign = charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8")
+    if foreign and not value.isascii():
+        if name.lower() in _ADDRESS_HEADERS:
+            text = ", ".join(
+                formataddr((m.display_name, m.address), charset=charset)
+                for m in parse_address_list(value)
+            )
+            folded = f"{name}: {text}\r\n"
+        else:
+            encoded = EncodedHeader(
+                value, charset, maxlinelen=options.max_header_length, header_name=name
+            ).encode(linesep="\r\n")
+            folded = f"{name}: {encoded}\r\n"
+    else:
+        folded = policy.header_factory(name, value).fold(policy=policy)
+    if any(len(line.encode()) > MAX_LINE for line in folded.split("\r\n")):
+        encoded = EncodedHeader(
+            value, "utf-8", maxlinelen=options.max_header_length, header_name=name
+        ).encode(linesep="\r\n")
+        folded = f"{name}: {encoded}\r\n"
+    return folded
+
+
+def _other_header_lines(text: str) -> list[tuple[str, str]]:
+    """Split validated `other_headers` text into (name, value) pairs, unfolding continuations."""
+    pairs: list[tuple[str, str]] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line:
+            continue
+        if line[0] in " \t" and pairs:
+            name, value = pairs[-1]
+            pairs[-1] = (name, value + " " + line.strip())
+        else:
+            name, _, value = line.partition(":")
+            pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def computed_headers(
+    props: Properties, options: ComposeOptions, *, message_id: str
+) -> list[tuple[str, str]]:
+    """The headers the properties produce, in order, before `other_headers` and MIME."""
+    headers: list[tuple[str, str]] = []
+
+    def add(name: str, value: str) -> None:
+        if value:
+            headers.append((name, value))
+
+    add("From", props.from_)
+    add("To", props.send_to)
+    add("Cc", props.cc)
+    add("Subject", props.subject)
+    if props.message_date == "*":
+        add("Date", format_datetime(datetime.now().astimezone()))
+    else:
+        add("Date", props.message_date)
+    add("Message-ID", message_id)
+    add("Reply-To", props.reply_to)
+    add("Importance", _IMPORTANCE.get(props.importance, ""))
+    add("Priority", _PRIORITY.get(props.priority, ""))
+    add("Sensitivity", _SENSITIVITY.get(props.sensitivity, ""))
+    add("Return-Receipt-To", props.delivery_notification_to)
+    add("Disposition-Notification-To", props.read_receipt_to)
+    return headers
+
+
+def compose(props: Properties, options: ComposeOptions, *, local_host: str) -> Composed:
+    """Build the message the properties describe. Raises `SMTPError` when it cannot be built."""
+    if props.message:
+        return Composed(props.message, _headers_of(props.message), message_id_of(props.message))
+    other = props.other_headers
+    body_charset = options.charset or "utf-8"
+    if other.replace("\r\n", "\n").startswith("\n"):
+        # IPWorks: a leading empty line means "these are all the headers".
+        pairs = _other_header_lines(other)
+        head = "".join(fold_header(n, v, options) for n, v in pairs)
+        data = head.encode("utf-8") + b"\r\n" + props.message_text.encode(body_charset)
+        message_id = next((v for n, v in pairs if n.lower() == "message-id"), "")
+        return Composed(data, [Header(n, v) for n, v in pairs], message_id)
+
+    message_id = props.message_id
+    if message_id == "*":
+        message_id = new_message_id(local_host, options.message_id_algorithm)
+    pairs = computed_headers(props, options, message_id=message_id)
+    extra = _other_header_lines(other)
+    extra_names = {n.lower() for n, _ in extra}
+    # A header in other_headers replaces the computed header of the same name.
+    pairs = [(n, v) for n, v in pairs if n.lower() not in extra_names] + extra
+    message_id = next((v for n, v in pairs if n.lower() == "message-id"), "")
+
+    if "content-type" in extra_names:
+        body = props.message_text.encode(body_charset)
+        _refuse_long_lines(body)
+        mime: list[tuple[str, str]] = []
+    else:
+        mime, body = _mime_body(props, options, body_charset)
+        mime = [(n, line) for n, line in mime if n.lower() not in extra_names]
+    head = "".join(fold_header(n, v, options) for n, v in pairs)
+    data = head.encode("utf-8") + "".join(mime_line for _, mime_line in mime).encode("ascii")
+    data += b"\r\n" + body
+    headers = [Header(n, v) for n, v in pairs] + [Header(n, _unfold(line)) for n, line in mime]
+    return Composed(data, headers, message_id)
+
+
+def _unfold(folded: str) -> str:
+    value = folded.partition(":")[2]
+    return " ".join(part.strip() for part in value.split("\r\n") if part.strip())
+
+
+def _refuse_long_lines(body: bytes) -> None:
+    for number, line in enumerate(body.replace(b"\r\n", b"\n").split(b"\n"), 1):
+        if len(line) > MAX_LINE:
+            raise SMTPError(
+                f"message_text line {number} is {len(line)} octets long; RFC 5321 allows "
+                f"{MAX_LINE}. other_headers sets Content-Type, so the text is sent as written "
+                "and cannot be re-encoded: encode it yourself (quoted-printable or base64)",
+                code=ErrorCode.INVALID_SETTING_VALUE,
+            )
+
+
+def _mime_body(
+    props: Properties, options: ComposeOptions, charset: str
+) -> tuple[list[tuple[str, str]], bytes]:
+    """The MIME headers (name, folded line) and body bytes for the text, HTML and files."""
+    if not (props.message_text or props.message_html or props.attachments):
+        return [], b""
+    policy = _policy(options)
+    msg = EmailMessage(policy=policy)
+    if props.message_text or not props.message_html:
+        _set_text(msg, props.message_text, charset, "plain")
+        if props.message_html:
+            html = EmailMessage(policy=policy)
+            _set_text(html, props.message_html, charset, "html")
+            msg.make_alternative()
+            msg.attach(html)
+    else:
+        _set_text(msg, props.message_html, charset, "html")
+    for path in props.attachments:
+        try:
+            with open(path, "rb") as f:
+                content = f.read()
+        except OSError as exc:
+            raise SMTPError(
+                f"cannot read attachment {path}: {exc.strerror or exc}", code=ErrorCode.FILE_ERROR
+            ) from exc
+        ctype, encoding = mimetypes.guess_type(path)
+        if ctype is None or encoding is not None:
+            ctype = "application/octet-stream"
+        maintype, subtype = ctype.split("/", 1)
+        msg.add_attachment(
+            content, maintype=maintype, subtype=subtype, filename=os.path.basename(path)
+        )
+    body = msg.as_bytes(policy=policy).partition(b"\r\n\r\n")[2]
+    return [(name, policy.fold(name, value)) for name, value in msg.items()], body
+
+
+def _set_text(msg: EmailMessage, text: str, charset: str, subtype: str) -> None:
+    lines = text.replace("\r\n", "\n").split("\n")
+    if text.isascii() and all(len(line) <= MAX_LINE for line in lines):
+        msg.set_content(text, subtype=subtype, charset="us-ascii", cte="7bit")
+    else:
+        msg.set_content(text, subtype=subtype, charset=charset)
+
+
+def _header_block(data: bytes) -> bytes:
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        index = data.find(sep)
+        if index >= 0:
+            return data[: index + len(sep)]
+    return data
+
+
+def _headers_of(data: bytes) -> list[Header]:
+    parsed = BytesHeaderParser(policy=email_policy.default).parsebytes(_header_block(data))
+    return [Header(name, str(value)) for name, value in parsed.items()]
+
+
+def message_id_of(data: bytes) -> str:
+    """The Message-ID header of a raw message, or ""."""
+    for header in _headers_of(data):
+        if header.field.lower() == "message-id":
+            return header.value.strip()
+    return ""
+
+
+def needs_smtputf8(addresses: Iterable[str]) -> bool:
+    """True when an address cannot be written in ASCII (RFC 6531)."""
+    return any(not a.isascii() for a in addresses)
+
+
+def address_header_mailboxes(value: str) -> list[str]:
+    """The bare addresses of an address header value (for the envelope of raw messages)."""
+    header = email_policy.default.header_factory("To", value)
+    assert isinstance(header, AddressHeader)
+    return [a.addr_spec for a in header.addresses if a.username]

@@ -1,0 +1,368 @@
+"""The blocking socket under the session: connect (directly or through a proxy), TLS, send,
+receive, close.
+
+Every `OSError`, timeout, `ssl.SSLError` and python-socks error is translated into the
+`SMTPError` tree here, in `translate_errors()`, and nowhere else; the original exception stays
+attached as ``__cause__``.
+
+Timeouts follow IPWorks: `timeout` seconds is an *inactivity* limit for each network step (a
+send that keeps moving bytes does not time out), unless `absolute` is set, in which case the
+whole operation started by `begin()` must finish by its deadline. 0 means no limit.
+
+`Interrupter.interrupt()` may be called from any thread (or a signal receiver): it shuts the
+socket down, which wakes a blocked `connect()`, `recv()` or `send()` at once, and the call then
+raises `SMTPInterrupted`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
+from python_socks.sync import Proxy
+
+from ._enums import FirewallType
+from ._errors import (
+    ErrorCode,
+    SMTPConnectError,
+    SMTPError,
+    SMTPInterrupted,
+    SMTPTimeoutError,
+    SMTPTLSError,
+)
+
+__all__ = ["Interrupter", "ProxySettings", "SocketSettings", "Transport", "translate_errors"]
+
+RECV_SIZE = 65536
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    firewall_type: FirewallType
+    host: str
+    port: int
+    user: str = ""
+    password: str = ""
+
+
+@dataclass(frozen=True)
+class SocketSettings:
+    """Socket-level settings from the properties and config."""
+
+    connect_timeout: float = 60.0  # 0 = no limit
+    timeout: float = 60.0  # 0 = no limit
+    absolute: bool = False
+    family: int = socket.AF_UNSPEC
+    prefer_family: int = 0  # try addresses of this family first (UseIPv6=2)
+    local_host: str = ""
+    local_port: int = 0
+    tcp_nodelay: bool = False
+    keepalive: bool = False
+    keepalive_time_ms: int = 0
+    keepalive_interval_ms: int = 0
+    linger: bool = True
+    linger_time: int = 0
+    recv_buffer: int = 0
+    send_buffer: int = 0
+    max_rate: int = 0  # bytes per second; 0 = no limit
+
+
+class Interrupter:
+    """A flag plus the socket in use, so `interrupt()` from any thread can stop a blocked
+    call: it sets the flag and shuts the socket down, which wakes `recv()`, `send()` and
+    `connect()` at once."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._event.clear()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
+            if sock is not None and self._event.is_set():
+                _shutdown(sock)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self._event.set()
+            if self._sock is not None:
+                _shutdown(self._sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def translate_errors(
+    what: str, *, interrupted: Interrupter | None = None, connecting: bool = False
+) -> Iterator[None]:
+    """Turn socket, ssl and proxy exceptions raised inside the block into `SMTPError`s."""
+    try:
+        yield
+    except SMTPError:
+        raise
+    except Exception as exc:
+        if interrupted is not None and interrupted.is_set():
+            raise SMTPInterrupted(f"interrupted while {what}") from exc
+        if isinstance(exc, ProxyTimeoutError | socket.timeout | TimeoutError):
+            raise SMTPTimeoutError(f"timed out while {what}") from exc
+        if isinstance(exc, ProxyConnectionError | ProxyError):
+            raise SMTPConnectError(
+                f"proxy failure while {what}: {exc}", code=ErrorCode.PROXY_FAILED
+            ) from exc
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            raise SMTPTLSError(
+                f"the server certificate was rejected: {exc.verify_message or exc}",
+                code=ErrorCode.CERTIFICATE_REJECTED,
+            ) from exc
+        if isinstance(exc, ssl.SSLError):
+            raise SMTPTLSError(f"TLS failure while {what}: {exc}") from exc
+        if isinstance(exc, socket.gaierror):
+            raise SMTPConnectError(f"cannot resolve the host name while {what}: {exc}") from exc
+        if isinstance(exc, OSError):
+            code = ErrorCode.CONNECT_FAILED if connecting else ErrorCode.CONNECTION_LOST
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise SMTPConnectError(f"network error while {what}: {reason}", code=code) from exc
+        raise
+
+
+class Transport:
+    """One TCP connection, plaintext or TLS."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        settings: SocketSettings,
+        peer: str,
+        interrupted: Interrupter | None = None,
+    ) -> None:
+        self.sock: socket.socket = sock
+        self.settings = settings
+        self.peer = peer
+        self.interrupted = interrupted or Interrupter()
+        self.interrupted.watch(sock)
+        self._deadline: float | None = None
+        self._closed = False
+
+    # -- connecting -------------------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls,
+        host: str,
+        port: int,
+        settings: SocketSettings,
+        proxy: ProxySettings | None = None,
+        interrupted: Interrupter | None = None,
+    ) -> Transport:
+        """Open a TCP connection to host:port, directly or through `proxy`."""
+        interrupted = interrupted or Interrupter()
+        timeout = settings.connect_timeout or None
+        target = f"{host.lstrip('*')}:{port}"
+        with translate_errors(f"connecting to {target}", interrupted=interrupted, connecting=True):
+            if interrupted.is_set():
+                raise SMTPInterrupted("interrupted before connecting")
+            if proxy is not None and proxy.firewall_type != FirewallType.NONE:
+                sock = _connect_via_proxy(host, port, proxy, settings, timeout)
+            else:
+                sock = _connect_direct(host, port, settings, timeout, interrupted)
+        return cls(sock, settings, target, interrupted)
+
+    # -- operations -------------------------------------------------------------------------
+
+    @property
+    def tls(self) -> bool:
+        return isinstance(self.sock, ssl.SSLSocket)
+
+    def begin(self) -> None:
+        """Start an operation: with an absolute timeout, this sets its deadline."""
+        timeout = self.settings.timeout
+        self._deadline = time.monotonic() + timeout if self.settings.absolute and timeout else None
+
+    def _step_timeout(self) -> float | None:
+        timeout = self.settings.timeout or None
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise SMTPTimeoutError("the operation took longer than its absolute timeout")
+            timeout = left if timeout is None else min(timeout, left)
+        return timeout
+
+    def send(self, data: bytes | memoryview) -> None:
+        """Write all of `data`, honouring the timeout and MaxTransferRate."""
+        view = memoryview(data)
+        rate = self.settings.max_rate
+        with translate_errors(f"sending to {self.peer}", interrupted=self.interrupted):
+            self._check_interrupt()
+            while view:
+                self.sock.settimeout(self._step_timeout())
+                if rate:
+                    piece = view[: max(1, rate // 10)]
+                    started = time.monotonic()
+                    sent = self.sock.send(piece)
+                    pause = sent / rate - (time.monotonic() - started)
+                    if pause > 0:
+                        time.sleep(pause)
+                else:
+                    sent = self.sock.send(view)
+                view = view[sent:]
+                self._check_interrupt()
+
+    def recv(self) -> bytes:
+        """Read what has arrived (at least one byte, or ``b""`` at end of stream)."""
+        with translate_errors(f"waiting for {self.peer}", interrupted=self.interrupted):
+            self._check_interrupt()
+            self.sock.settimeout(self._step_timeout())
+            data = self.sock.recv(RECV_SIZE)
+            self._check_interrupt()
+            return data
+
+    def poll(self) -> bytes | None:
+        """Read what has already arrived without waiting: None when nothing is there."""
+        with translate_errors(f"polling {self.peer}", interrupted=self.interrupted):
+            self.sock.settimeout(0)
+            try:
+                return self.sock.recv(RECV_SIZE)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                return None
+
+    def start_tls(
+        self, context: ssl.SSLContext, server_hostname: str | None, session: ssl.SSLSession | None
+    ) -> None:
+        """Run the TLS handshake over the current socket."""
+        with translate_errors(f"negotiating TLS with {self.peer}", interrupted=self.interrupted):
+            self.sock.settimeout(self._step_timeout())
+            wrapped = context.wrap_socket(
+                self.sock,
+                server_hostname=server_hostname,
+                session=session,
+                do_handshake_on_connect=False,
+            )
+            self.sock = wrapped
+            wrapped.do_handshake()
+
+    @property
+    def peer_certificate(self) -> bytes:
+        if isinstance(self.sock, ssl.SSLSocket):
+            return self.sock.getpeercert(binary_form=True) or b""
+        return b""
+
+    def _check_interrupt(self) -> None:
+        if self.interrupted.is_set():
+            raise SMTPInterrupted("the operation was interrupted")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.interrupted.watch(None)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+def _apply_options(sock: socket.socket, settings: SocketSettings) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(settings.tcp_nodelay))
+    if settings.keepalive:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if settings.keepalive_time_ms and hasattr(socket, "TCP_KEEPIDLE"):
+            idle = max(1, settings.keepalive_time_ms // 1000)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+        if settings.keepalive_interval_ms and hasattr(socket, "TCP_KEEPINTVL"):
+            interval = max(1, settings.keepalive_interval_ms // 1000)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+    if not settings.linger or settings.linger_time:
+        # Linger=False: close() resets at once; LingerTime=N: close() waits up to N seconds.
+        on, seconds = (1, settings.linger_time) if settings.linger else (1, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _linger(on, seconds))
+    if settings.recv_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, settings.recv_buffer)
+    if settings.send_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings.send_buffer)
+
+
+def _linger(on: int, seconds: int) -> bytes:
+    import struct
+
+    return struct.pack("ii", on, seconds)
+
+
+def _connect_direct(
+    host: str,
+    port: int,
+    settings: SocketSettings,
+    timeout: float | None,
+    interrupted: Interrupter,
+) -> socket.socket:
+    infos = socket.getaddrinfo(host.lstrip("*"), port, settings.family, socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(errno.EHOSTUNREACH, f"no address for {host}")
+    if settings.prefer_family:
+        infos.sort(key=lambda info: info[0] != settings.prefer_family)
+    last_error: OSError | None = None
+    for family, socktype, proto, _, address in infos:
+        sock = socket.socket(family, socktype, proto)
+        interrupted.watch(sock)
+        try:
+            _apply_options(sock, settings)
+            if settings.local_host or settings.local_port:
+                sock.bind((settings.local_host, settings.local_port))
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+    assert last_error is not None
+    raise last_error
+
+
+_PROXY_TYPES = {
+    FirewallType.TUNNEL: ProxyType.HTTP,
+    FirewallType.SOCKS4: ProxyType.SOCKS4,
+    FirewallType.SOCKS4A: ProxyType.SOCKS4,
+    FirewallType.SOCKS5: ProxyType.SOCKS5,
+}
+
+
+def _connect_via_proxy(
+    host: str, port: int, proxy: ProxySettings, settings: SocketSettings, timeout: float | None
+) -> socket.socket:
+    # SOCKS4A always lets the proxy resolve the name; SOCKS5 does when the host name is given
+    # with a leading "*" (the IPWorks convention), and otherwise we resolve it here.
+    remote_dns = proxy.firewall_type == FirewallType.SOCKS4A or host.startswith("*")
+    target = host.lstrip("*")
+    client = Proxy.create(
+        proxy_type=_PROXY_TYPES[proxy.firewall_type],
+        host=proxy.host,
+        port=proxy.port,
+        username=proxy.user or None,
+        password=proxy.password or None,
+        rdns=remote_dns,
+    )
+    local = (settings.local_host, settings.local_port)
+    kwargs = {"local_addr": local} if settings.local_host or settings.local_port else {}
+    sock: socket.socket = client.connect(target, port, timeout=timeout, **kwargs)
+    _apply_options(sock, settings)
+    return sock

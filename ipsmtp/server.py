@@ -1,0 +1,424 @@
+"""An embedded SMTP server for demos and tests, built on aiosmtpd (the ``server`` extra).
+
+It runs its own asyncio loop in a background thread, listens on 127.0.0.1 (port 0 picks a free
+port), and records everything: each session's command lines, the raw bytes it read (``wire``,
+exactly as they arrived, so tests can check line endings and dot-stuffing byte for byte), and
+each received message with its envelope::
+
+    from ipsmtp.server import Server
+
+    with Server() as server:
+        smtp = SMTP(mail_server=server.host, mail_port=server.port)
+        ...
+        print(server.messages[0].message["Subject"])
+
+Plaintext, STARTTLS (`starttls_context`) and implicit TLS (`implicit_tls_context`) are
+supported, with AUTH PLAIN, LOGIN, CRAM-MD5 and XOAUTH2 against `users` and `tokens`.
+Callbacks decide per command: each returns None to accept, or a reply line such as
+``"550 5.1.1 no such user"`` to refuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from typing import Any
+
+from aiosmtpd.smtp import SMTP as _AioSMTP
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+
+__all__ = ["ReceivedMessage", "Server", "SessionRecord"]
+
+
+@dataclass
+class SessionRecord:
+    """One client connection as the server saw it."""
+
+    id: int
+    peer: Any
+    commands: list[str] = field(default_factory=list)  # each command line as received
+    reads: list[bytes] = field(default_factory=list)  # raw bytes, one entry per read
+    tls: bool = False
+    closed: bool = False
+
+    @property
+    def wire(self) -> bytes:
+        """Every byte the server read on this connection (after TLS decryption)."""
+        return b"".join(self.reads)
+
+    @property
+    def verbs(self) -> list[str]:
+        return [line.split(" ", 1)[0].upper() for line in self.commands]
+
+
+@dataclass
+class ReceivedMessage:
+    """A message the server accepted."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes  # the content, dot-unstuffed, exactly as stored
+    mail_options: list[str]
+    rcpt_options: list[str]
+    helo: str
+    tls: bool
+    auth_user: str | None
+    session_id: int
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = message_from_bytes(self.data, policy=default_policy)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+Reply = str | None
+MailCallback = Callable[[str, list[str]], Reply]
+ReceiveCallback = Callable[[ReceivedMessage], Reply]
+
+
+class _Protocol(_AioSMTP):
+    """aiosmtpd's SMTP with recording, CRAM-MD5 and XOAUTH2."""
+
+    def __init__(self, owner: Server, handler: Any, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._owner = owner
+        self.record = owner._new_session()
+        for verb, method in list(self._smtp_methods.items()):
+            self._smtp_methods[verb] = self._recorded(verb, method)
+
+    def _recorded(self, verb: str, method: Callable[[str | None], Any]) -> Any:
+        async def run(arg: str | None) -> None:
+            self.record.commands.append(verb if arg is None else f"{verb} {arg}")
+            await method(arg)
+
+        return run
+
+    def data_received(self, data: bytes) -> None:
+        if self._owner.record_wire:
+            self.record.reads.append(bytes(data))
+        else:
+            self.record.reads.append(b"")
+        super().data_received(data)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.record.peer = self.session.peer if self.session else None
+        upgraded = self.session is not None and bool(self.session.ssl or self._tls_protocol)
+        if upgraded or transport.get_extra_info("sslcontext") is not None:
+            self.record.tls = True
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.record.closed = True
+        super().connection_lost(error)
+
+    async def auth_CRAM__MD5(self, _: Any, args: list[str]) -> AuthResult:
+        challenge = f"<{os.getpid()}.{time.time_ns()}@ipsmtp.server>".encode()
+        answer = await self.challenge_auth(challenge)
+        if not isinstance(answer, bytes):
+            return AuthResult(success=False, handled=True)
+        user, _, digest = answer.decode("utf-8", "replace").rpartition(" ")
+        password = self._owner.users.get(user)
+        if password is None:
+            return AuthResult(success=False)
+        expected = hmac.new(password.encode(), challenge, hashlib.md5).hexdigest()
+        ok = hmac.compare_digest(expected, digest)
+        return AuthResult(success=ok, auth_data=LoginPassword(user.encode(), b""))
+
+    async def auth_XOAUTH2(self, _: Any, args: list[str]) -> AuthResult:
+        if len(args) > 1:
+            try:
+                raw = base64.b64decode(args[1], validate=True)
+            except ValueError:
+                await self.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            answer = await self.challenge_auth(b"")
+            if not isinstance(answer, bytes):
+                return AuthResult(success=False, handled=True)
+            raw = answer
+        parts = raw.decode("utf-8", "replace").split("\x01")
+        fields = dict(part.split("=", 1) for part in parts if "=" in part)
+        user = fields.get("user", "")
+        token = fields.get("auth", "").removeprefix("Bearer ").strip()
+        if user in self._owner.tokens and hmac.compare_digest(self._owner.tokens[user], token):
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        error = json.dumps({"status": "401", "schemes": "Bearer", "scope": "mail"}).encode()
+        await self.challenge_auth(error)  # Google's behaviour: an error challenge, then 535
+        return AuthResult(success=False)
+
+
+class _Handler:
+    def __init__(self, owner: Server) -> None:
+        self.owner = owner
+
+    async def handle_EHLO(
+        self,
+        server: _Protocol,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        extra = [f"250-{keyword}" for keyword in self.owner.extensions]
+        # aiosmtpd announces a bare "AUTH" when every mechanism is excluded: drop it.
+        rest = [line for line in responses[1:] if line.strip() not in ("250-AUTH", "250 AUTH")]
+        return [responses[0], *extra, *rest]
+
+    async def handle_MAIL(
+        self,
+        server: _Protocol,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        options: list[str],
+    ) -> str:
+        refusal = self.owner._call(self.owner.on_mail_from, address, options)
+        if refusal:
+            return refusal
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self,
+        server: _Protocol,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        options: list[str],
+    ) -> str:
+        refusal = self.owner._call(self.owner.on_rcpt_to, address, options)
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: _Protocol, session: Session, envelope: Envelope) -> str:
+        auth = session.auth_data
+        login = auth.login if isinstance(auth, LoginPassword) else None
+        received = ReceivedMessage(
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=list(envelope.rcpt_tos),
+            data=bytes(envelope.original_content or b""),
+            mail_options=list(envelope.mail_options),
+            rcpt_options=list(envelope.rcpt_options),
+            helo=session.host_name or "",
+            tls=server.record.tls or session.ssl is not None,
+            auth_user=login.decode() if isinstance(login, bytes) else login,
+            session_id=server.record.id,
+        )
+        refusal = self.owner._call(self.owner.on_receive, received)
+        if refusal:
+            return refusal
+        with self.owner._lock:
+            self.owner.messages.append(received)
+            self.owner._arrived.notify_all()
+        return "250 OK: message accepted"
+
+
+class Server:
+    """A recording SMTP server in a background thread. Use as a context manager, or call
+    `start()` and `stop()`.
+
+    Args:
+        host, port: where to listen (port 0 picks a free port; read `port` after start).
+        starttls_context: a server `ssl.SSLContext`; STARTTLS is offered when given.
+        implicit_tls_context: a server `ssl.SSLContext` for TLS from the first byte (port 465).
+        require_starttls: refuse everything but EHLO/STARTTLS/QUIT before TLS.
+        users: user → password for AUTH PLAIN, LOGIN and CRAM-MD5.
+        tokens: user → OAuth access token for AUTH XOAUTH2.
+        auth_require_tls: offer AUTH only after TLS (default True when a TLS context is given).
+        extensions: extra EHLO keywords to announce (e.g. ``["PIPELINING"]``).
+        on_mail_from, on_rcpt_to: ``(address, options) -> None | "5xx reply"``.
+        on_receive: ``(ReceivedMessage) -> None | "5xx reply"`` at the end of data.
+        record_wire: keep the raw bytes of each session (turn off for huge messages).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        hostname: str = "ipsmtp.server",
+        starttls_context: ssl.SSLContext | None = None,
+        implicit_tls_context: ssl.SSLContext | None = None,
+        require_starttls: bool = False,
+        users: dict[str, str] | None = None,
+        tokens: dict[str, str] | None = None,
+        auth_require_tls: bool | None = None,
+        auth_required: bool = False,
+        extensions: Iterable[str] = (),
+        on_mail_from: MailCallback | None = None,
+        on_rcpt_to: MailCallback | None = None,
+        on_receive: ReceiveCallback | None = None,
+        data_size_limit: int = 64 * 1024 * 1024,
+        record_wire: bool = True,
+        enable_smtputf8: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.hostname = hostname
+        self.starttls_context = starttls_context
+        self.implicit_tls_context = implicit_tls_context
+        self.require_starttls = require_starttls
+        self.users = dict(users or {})
+        self.tokens = dict(tokens or {})
+        if auth_require_tls is None:
+            auth_require_tls = starttls_context is not None
+        self.auth_require_tls = auth_require_tls
+        self.auth_required = auth_required
+        self.extensions = list(extensions)
+        self.on_mail_from = on_mail_from
+        self.on_rcpt_to = on_rcpt_to
+        self.on_receive = on_receive
+        self.data_size_limit = data_size_limit
+        self.record_wire = record_wire
+        self.enable_smtputf8 = enable_smtputf8
+        self.messages: list[ReceivedMessage] = []
+        self.sessions: list[SessionRecord] = []
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._protocols: list[_Protocol] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Server:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                server = loop.run_until_complete(
+                    loop.create_server(
+                        self._make_protocol, self.host, self.port, ssl=self.implicit_tls_context
+                    )
+                )
+            except BaseException as exc:  # report bind errors to start()
+                failure.append(exc)
+                ready.set()
+                return
+            self._server = server
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+            server.close()
+            loop.run_until_complete(server.wait_closed())
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"ipsmtp-server-{id(self):x}", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(self._close_all)
+        thread.join(10)
+        self._loop = None
+        self._thread = None
+
+    def _close_all(self) -> None:
+        assert self._loop is not None
+        if self._server is not None:
+            self._server.close()
+        for protocol in self._protocols:
+            if protocol.transport is not None:
+                protocol.transport.close()
+        self._loop.call_soon(self._loop.stop)
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def _make_protocol(self) -> _Protocol:
+        kwargs: dict[str, Any] = {
+            "hostname": self.hostname,
+            "tls_context": self.starttls_context,
+            "require_starttls": self.require_starttls,
+            "auth_require_tls": self.auth_require_tls,
+            "auth_required": self.auth_required,
+            "data_size_limit": self.data_size_limit,
+            "enable_SMTPUTF8": self.enable_smtputf8,
+            "loop": self._loop,
+            "timeout": 60,
+        }
+        if self.users or self.tokens:
+            kwargs["authenticator"] = self._authenticate
+        else:
+            kwargs["auth_exclude_mechanism"] = ["LOGIN", "PLAIN", "CRAM-MD5", "XOAUTH2"]
+        protocol = _Protocol(self, _Handler(self), **kwargs)
+        self._protocols.append(protocol)
+        return protocol
+
+    def _new_session(self) -> SessionRecord:
+        with self._lock:
+            record = SessionRecord(len(self.sessions) + 1, None)
+            self.sessions.append(record)
+            return record
+
+    def _authenticate(
+        self, server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        if isinstance(data, LoginPassword):
+            user = data.login.decode("utf-8", "replace")
+            password = data.password.decode("utf-8", "replace")
+            expected = self.users.get(user)
+            if expected is not None and hmac.compare_digest(expected, password):
+                return AuthResult(success=True, auth_data=data)
+        return AuthResult(success=False, handled=False)
+
+    def _call(self, callback: Callable[..., Reply] | None, *args: Any) -> Reply:
+        if callback is None:
+            return None
+        return callback(*args)
+
+    def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[ReceivedMessage]:
+        """Wait until at least `count` messages arrived (or `timeout` passed); return them."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while len(self.messages) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._arrived.wait(left)
+            return list(self.messages)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+            self.sessions.clear()
