@@ -19,7 +19,7 @@ import socket
 import ssl
 import threading
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from email.message import EmailMessage
 from email.message import Message as MailMessage
 from email.parser import BytesHeaderParser
@@ -625,11 +625,7 @@ class SMTP:
         sender = parse_address(p.from_)
         if sender is not None:
             addresses.append(sender.address)
-        return compose(
-            p,
-            self._compose_options(needs_smtputf8(addresses)),
-            local_host=self._hello_name().strip("[]"),
-        )
+        return compose(p, self._compose_options(needs_smtputf8(addresses)), local_host=p.local_host)
 
     def _delivery_options(self, verb: str = "MAIL") -> DeliveryOptions:
         c = self._config
@@ -651,15 +647,20 @@ class SMTP:
             mail_verb=verb,
         )
 
-    def _property_envelope(self, headers: MailMessage | None = None) -> Envelope:
-        """MAIL FROM and RCPT TO from the properties; where those are empty, from `headers`."""
+    def _property_envelope(
+        self, headers: MailMessage | Callable[[], MailMessage] | None = None
+    ) -> Envelope:
+        """MAIL FROM and RCPT TO from the properties; where those are empty, from `headers`
+        (a message, or a function that parses one only when it is needed)."""
         p = self._props
         recipients = self.message_recipients
-        if not recipients and headers is not None:
-            recipients = _header_recipients(headers)
         sender_text = p.return_path or p.from_
-        if not sender_text and headers is not None:
-            sender_text = str(headers.get("Sender") or headers.get("From") or "")
+        if headers is not None and (not recipients or not sender_text):
+            parsed = headers() if callable(headers) else headers
+            if not recipients:
+                recipients = _header_recipients(parsed)
+            if not sender_text:
+                sender_text = str(parsed.get("Sender") or parsed.get("From") or "")
         if sender_text.strip() == "<>":
             sender = ""
         else:
@@ -733,9 +734,8 @@ class SMTP:
         with self._operation():
             p = self._props
             if p.message:
-                headers = _parse_headers(p.message)
-                envelope = self._property_envelope(headers)
                 data = p.message
+                envelope = self._property_envelope(lambda: _parse_headers(data))
                 content = Content(
                     in_memory(data),
                     len(data),
@@ -810,8 +810,7 @@ class SMTP:
 
     def _send_stream(self, stream: IO[bytes], size: int | None) -> SendResult:
         head = _read_header_block(stream)
-        headers = _parse_headers(head)
-        envelope = self._property_envelope(headers)
+        envelope = self._property_envelope(lambda: _parse_headers(head))
 
         def chunks() -> Iterator[bytes]:
             if head:
@@ -827,7 +826,7 @@ class SMTP:
             size,
             None,
             needs_smtputf8(_envelope_addresses(envelope)),
-            str(headers.get("Message-ID", "")).strip(),
+            message_id_of(head),
             True,
             self._remember_chunk,
         )
@@ -986,7 +985,7 @@ class SMTP:
             p = self._props
             if p.message:
                 data = p.message
-                envelope = self._property_envelope(_parse_headers(data))
+                envelope = self._property_envelope(lambda: _parse_headers(data))
                 message_id = message_id_of(data)
             else:
                 if not p.from_:

@@ -59,8 +59,11 @@ class Setting:
             else:
                 raise _bad(self, text, "expected true or false")
         elif self.kind is int:
+            digits = text.strip()
             try:
-                value = int(text.strip(), 0)
+                # Decimal as IPWorks reads it ("050" is 50); hexadecimal only with 0x.
+                hexadecimal = digits.lower().startswith(("0x", "-0x"))
+                value = int(digits, 16 if hexadecimal else 10)
             except ValueError:
                 raise _bad(self, text, "expected a whole number") from None
             if self.minimum is not None and value < self.minimum:
@@ -170,6 +173,8 @@ def _ciphers(value: str) -> str | None:
 
 
 def _protocols(value: int) -> str | None:
+    if value == 0:
+        return None  # 0: the ssl module's defaults
     try:
         protocol_range(value)
     except ValueError as exc:

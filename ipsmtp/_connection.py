@@ -91,6 +91,10 @@ class _RetryUnverified(Exception):
         self.reason = reason
 
 
+class _NotPinned(Exception):
+    """The probe for the pinned certificate found another one: verify it the normal way."""
+
+
 class Connection:
     """An open connection. Create it with `Connection.open()`."""
 
@@ -103,6 +107,7 @@ class Connection:
         self.tls_session: ssl.SSLSession | None = None
         self.authenticated = False
         self.via_proxy = False
+        self.probe_pin = False
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -111,15 +116,35 @@ class Connection:
         cls, options: ConnectOptions, emitter: Emitter, interrupter: Interrupter
     ) -> Connection:
         """Connect, greet, negotiate TLS and authenticate. Raises an `SMTPError` on failure,
-        after closing whatever was opened."""
+        after closing whatever was opened.
+
+        Certificates: with ``SSLAcceptAnyServerCert`` nothing is verified. With a pinned
+        certificate (`ssl_accept_server_cert`) the first handshake only checks that the server
+        presents exactly that certificate (the handshake itself proves the server holds its
+        key); any other certificate is then verified the normal way on a new connection. When
+        normal verification fails and a `ssl_server_authentication` receiver could accept the
+        certificate, a last connection lets it judge.
+        """
+        if options.accept_any or options.tls_mode is TLSMode.NONE:
+            return cls._open(options, emitter, interrupter, verify=False, failure="")
+        if options.pinned and not options.user_context:
+            try:
+                return cls._open(
+                    options, emitter, interrupter, verify=False, failure="", probe_pin=True
+                )
+            except _NotPinned:
+                emitter.ssl_status("the server certificate is not the pinned one; verifying it")
         try:
-            return cls._open(
-                options, emitter, interrupter, verify=not options.accept_any, failure=""
-            )
+            return cls._open(options, emitter, interrupter, verify=True, failure="")
         except _RetryUnverified as retry:
             emitter.ssl_status(
                 f"certificate verification failed ({retry.reason}); connecting again so the "
                 "application can judge the certificate"
+            )
+            emitter.info(
+                f"certificate not trusted ({retry.reason}): reconnecting to let the "
+                "application judge it",
+                False,
             )
             return cls._open(options, emitter, interrupter, verify=False, failure=retry.reason)
 
@@ -132,6 +157,7 @@ class Connection:
         *,
         verify: bool,
         failure: str,
+        probe_pin: bool = False,
     ) -> Connection:
         emitter.info(f"connecting to {options.host.lstrip('*')}:{options.port}", False)
         transport = Transport.connect(
@@ -145,6 +171,7 @@ class Connection:
         emitter.status("Remote host connected", 0, transport.peer)
         conn = cls(transport, Session(max_line=options.max_line), emitter)
         conn.via_proxy = options.proxy is not None
+        conn.probe_pin = probe_pin
         try:
             conn._handshake_and_greet(options, verify=verify, failure=failure)
             if options.credentials is not None:
@@ -225,7 +252,7 @@ class Connection:
                 exc.code == ErrorCode.CERTIFICATE_REJECTED
                 and verify
                 and not options.user_context
-                and (options.pinned or options.judge_failures)
+                and options.judge_failures
             ):
                 self.close()
                 raise _RetryUnverified(_reason(exc)) from exc
@@ -253,7 +280,12 @@ class Connection:
         self, options: ConnectOptions, der: bytes, *, verified: bool, failure: str
     ) -> None:
         info = describe(der)
-        if verified:
+        if self.probe_pin:
+            if der != options.pinned:
+                self.close()
+                raise _NotPinned
+            status, own = "OK: the pinned ssl_accept_server_cert certificate", True
+        elif verified:
             status, own = "OK", True
         elif options.accept_any:
             status, own = "not verified: SSLAcceptAnyServerCert is set", True

@@ -25,6 +25,7 @@ import hashlib
 import itertools
 import mimetypes
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -294,12 +295,16 @@ def _headers_of(data: bytes) -> list[Header]:
     return [Header(name, str(value)) for name, value in parsed.items()]
 
 
+_MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*((?:.*)(?:\r?\n[ \t].*)*)$")
+
+
 def message_id_of(data: bytes) -> str:
-    """The Message-ID header of a raw message, or ""."""
-    for header in _headers_of(data):
-        if header.field.lower() == "message-id":
-            return header.value.strip()
-    return ""
+    """The Message-ID header of a raw message, or "". A scan of the header block, not a full
+    parse: this runs for every raw message sent."""
+    match = _MESSAGE_ID.search(_header_block(data))
+    if match is None:
+        return ""
+    return b" ".join(match.group(1).split()).decode("utf-8", "replace")
 
 
 def needs_smtputf8(addresses: Iterable[str]) -> bool:

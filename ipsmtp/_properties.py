@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
 )
 
@@ -162,7 +163,9 @@ class Properties(BaseModel):
 
     @field_validator("from_", "return_path", "delivery_notification_to", "read_receipt_to")
     @classmethod
-    def _one_address(cls, value: str) -> str:
+    def _one_address(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "return_path" and value.strip() == "<>":
+            return value  # the null reverse-path, for bounces (RFC 5321 §4.5.5)
         parse_address(value, "address")
         return value
 

@@ -6,14 +6,14 @@ error tree must not import the core.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Reply"]
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A server reply.
+class Reply(NamedTuple):
+    """A server reply (an immutable named tuple: one is built for every reply, so it must be
+    cheap).
 
     `code` is the three-digit reply code, `enhanced_status` the RFC 3463 status code such as
     ``"5.1.1"`` when the reply carried one, and `text` the human-readable text: every line with
@@ -45,5 +45,8 @@ class Reply:
         lines = self.lines or (self.text,)
         last = len(lines) - 1
         return "\n".join(
-            f"{self.code}{' ' if i == last else '-'}{line}".rstrip() for i, line in enumerate(lines)
+            f"{self.code}{' ' if i == last else '-'}{line}"
+            if line
+            else f"{self.code}{'' if i == last else '-'}"
+            for i, line in enumerate(lines)
         )

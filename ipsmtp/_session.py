@@ -203,6 +203,7 @@ class Session:
         self._parser = ReplyParser(max_line=max_line, max_reply=max_reply)
         self._encoder: DataEncoder | None = None
         self._eof = False
+        self._before_starttls = State.READY
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -217,9 +218,14 @@ class Session:
             )
         data = command.encode()
         self.pending.append(command)
-        self.state = _AFTER_SEND.get(name, self.state)
+        if name == "STARTTLS":
+            self._before_starttls = self.state
         if name in ("EHLO", "HELO", "LHLO"):
             self.state = State.HELLO  # nothing is known until the reply arrives
+        elif name == "RSET" and self.state is State.HELLO:
+            pass  # RSET does not replace the greeting (RFC 5321 §4.1.4)
+        else:
+            self.state = _AFTER_SEND.get(name, self.state)
         return data
 
     def send_auth_response(self, response: str) -> bytes:
@@ -284,7 +290,9 @@ class Session:
         reply = self._parser.next_reply()
         if reply is NEED_DATA:
             if self._eof:
-                if self.state is State.QUIT:
+                if self.state is State.QUIT or (self.state is State.CLOSED and not self.pending):
+                    # After QUIT, a close is the expected end, with or without the 221.
+                    self.pending.clear()
                     self.state = State.CLOSED
                     return NEED_DATA
                 raise SMTPConnectError(
@@ -297,6 +305,13 @@ class Session:
             )
         command = self.pending.popleft()
         self._on_reply(command, reply)
+        if not self.pending and self._parser.buffered and self.state is not State.TLS:
+            # More bytes behind the reply to the last command: the server answered twice, or
+            # spoke first. Pairing them with the next command would desynchronise the session.
+            raise SMTPProtocolError(
+                f"unsolicited data from the server after the reply to {command.name}",
+                code=ErrorCode.UNSOLICITED_REPLY,
+            )
         return Exchange(command, reply)
 
     def _on_reply(self, command: Command, reply: Reply) -> None:
@@ -329,7 +344,7 @@ class Session:
                     )
                 self.state = State.TLS
             else:
-                self.state = State.READY
+                self.state = self._before_starttls
         elif name == "AUTH" or command is AUTH_RESPONSE:
             self.state = State.AUTH_RESPONSE if code == 334 else State.READY
         elif name == "DATA":
@@ -356,6 +371,7 @@ class Session:
                 f"TLS cannot start in state {self.state.value}", code=ErrorCode.COMMAND_NOT_ALLOWED
             )
         if self._parser.buffered:
+            self.state = State.ERROR
             raise SMTPTLSError(
                 "plaintext bytes were buffered when TLS started (STARTTLS response injection)",
                 code=ErrorCode.STARTTLS_INJECTION,

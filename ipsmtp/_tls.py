@@ -125,7 +125,7 @@ def describe(der: bytes) -> CertificateInfo:
 
 def to_der(value: bytes) -> bytes:
     """A certificate given as PEM or DER, as DER. Raises `ValueError` if it is neither."""
-    data = value.strip()
-    if data.startswith(b"-----BEGIN"):
-        return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
-    return x509.load_der_x509_certificate(data).public_bytes(Encoding.DER)
+    if value.lstrip().startswith(b"-----BEGIN"):
+        return x509.load_pem_x509_certificate(value.strip()).public_bytes(Encoding.DER)
+    # DER is binary: its last bytes may well be 0x0b or 0x20, so it is never stripped.
+    return x509.load_der_x509_certificate(value).public_bytes(Encoding.DER)

@@ -109,6 +109,35 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+def translate(
+    exc: BaseException, what: str, interrupted: Interrupter | None = None, connecting: bool = False
+) -> BaseException:
+    """The `SMTPError` for an exception raised by socket, ssl or python-socks (or `exc` itself
+    when it is none of those)."""
+    if isinstance(exc, SMTPError):
+        return exc
+    if interrupted is not None and interrupted.is_set():
+        return SMTPInterrupted(f"interrupted while {what}")
+    if isinstance(exc, ProxyTimeoutError | socket.timeout | TimeoutError):
+        return SMTPTimeoutError(f"timed out while {what}")
+    if isinstance(exc, ProxyConnectionError | ProxyError):
+        return SMTPConnectError(f"proxy failure while {what}: {exc}", code=ErrorCode.PROXY_FAILED)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return SMTPTLSError(
+            f"the server certificate was rejected: {exc.verify_message or exc}",
+            code=ErrorCode.CERTIFICATE_REJECTED,
+        )
+    if isinstance(exc, ssl.SSLError):
+        return SMTPTLSError(f"TLS failure while {what}: {exc}")
+    if isinstance(exc, socket.gaierror):
+        return SMTPConnectError(f"cannot resolve the host name while {what}: {exc}")
+    if isinstance(exc, OSError):
+        code = ErrorCode.CONNECT_FAILED if connecting else ErrorCode.CONNECTION_LOST
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return SMTPConnectError(f"network error while {what}: {reason}", code=code)
+    return exc
+
+
 @contextlib.contextmanager
 def translate_errors(
     what: str, *, interrupted: Interrupter | None = None, connecting: bool = False
@@ -116,31 +145,11 @@ def translate_errors(
     """Turn socket, ssl and proxy exceptions raised inside the block into `SMTPError`s."""
     try:
         yield
-    except SMTPError:
-        raise
     except Exception as exc:
-        if interrupted is not None and interrupted.is_set():
-            raise SMTPInterrupted(f"interrupted while {what}") from exc
-        if isinstance(exc, ProxyTimeoutError | socket.timeout | TimeoutError):
-            raise SMTPTimeoutError(f"timed out while {what}") from exc
-        if isinstance(exc, ProxyConnectionError | ProxyError):
-            raise SMTPConnectError(
-                f"proxy failure while {what}: {exc}", code=ErrorCode.PROXY_FAILED
-            ) from exc
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            raise SMTPTLSError(
-                f"the server certificate was rejected: {exc.verify_message or exc}",
-                code=ErrorCode.CERTIFICATE_REJECTED,
-            ) from exc
-        if isinstance(exc, ssl.SSLError):
-            raise SMTPTLSError(f"TLS failure while {what}: {exc}") from exc
-        if isinstance(exc, socket.gaierror):
-            raise SMTPConnectError(f"cannot resolve the host name while {what}: {exc}") from exc
-        if isinstance(exc, OSError):
-            code = ErrorCode.CONNECT_FAILED if connecting else ErrorCode.CONNECTION_LOST
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise SMTPConnectError(f"network error while {what}: {reason}", code=code) from exc
-        raise
+        error = translate(exc, what, interrupted, connecting)
+        if error is exc:
+            raise
+        raise error from exc
 
 
 class Transport:
@@ -209,30 +218,45 @@ class Transport:
         """Write all of `data`, honouring the timeout and MaxTransferRate."""
         view = memoryview(data)
         rate = self.settings.max_rate
-        with translate_errors(f"sending to {self.peer}", interrupted=self.interrupted):
-            self._check_interrupt()
+        sock = self.sock
+        try:
+            if self.interrupted.is_set():
+                raise SMTPInterrupted("the operation was interrupted")
             while view:
-                self.sock.settimeout(self._step_timeout())
+                sock.settimeout(self._step_timeout())
                 if rate:
                     piece = view[: max(1, rate // 10)]
                     started = time.monotonic()
-                    sent = self.sock.send(piece)
+                    sent = sock.send(piece)
                     pause = sent / rate - (time.monotonic() - started)
                     if pause > 0:
                         time.sleep(pause)
                 else:
-                    sent = self.sock.send(view)
+                    sent = sock.send(view)
                 view = view[sent:]
-                self._check_interrupt()
+                if self.interrupted.is_set():
+                    raise SMTPInterrupted("the operation was interrupted")
+        except Exception as exc:  # one translation point, without a context manager per call
+            error = translate(exc, f"sending to {self.peer}", self.interrupted)
+            if error is exc:
+                raise
+            raise error from exc
 
     def recv(self) -> bytes:
         """Read what has arrived (at least one byte, or ``b""`` at end of stream)."""
-        with translate_errors(f"waiting for {self.peer}", interrupted=self.interrupted):
-            self._check_interrupt()
+        try:
+            if self.interrupted.is_set():
+                raise SMTPInterrupted("the operation was interrupted")
             self.sock.settimeout(self._step_timeout())
             data = self.sock.recv(RECV_SIZE)
-            self._check_interrupt()
+            if self.interrupted.is_set():
+                raise SMTPInterrupted("the operation was interrupted")
             return data
+        except Exception as exc:
+            error = translate(exc, f"waiting for {self.peer}", self.interrupted)
+            if error is exc:
+                raise
+            raise error from exc
 
     def poll(self) -> bytes | None:
         """Read what has already arrived without waiting: None when nothing is there."""
@@ -263,10 +287,6 @@ class Transport:
         if isinstance(self.sock, ssl.SSLSocket):
             return self.sock.getpeercert(binary_form=True) or b""
         return b""
-
-    def _check_interrupt(self) -> None:
-        if self.interrupted.is_set():
-            raise SMTPInterrupted("the operation was interrupted")
 
     def close(self) -> None:
         if self._closed:

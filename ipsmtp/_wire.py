@@ -54,6 +54,10 @@ NEED_DATA: Final = NeedData.NEED_DATA
 # is ever allowed, not even TAB.
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 
+# A reply line (RFC 5321 §4.2): three digits, the first 1-5, then nothing, or a space (last
+# line) or a hyphen (more lines follow) and the text.
+_LINE = re.compile(rb"([1-5][0-9][0-9])(?:([ -])(.*))?", re.DOTALL)
+
 # `class.subject.detail` per RFC 3463 §2: class is 2, 4 or 5; subject 1-3 digits; detail 1-3.
 _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
 
@@ -144,13 +148,6 @@ class ReplyParser:
         """Return the next complete reply, or `NEED_DATA`."""
         if self._broken:
             raise SMTPProtocolError("the reply stream is broken by an earlier error")
-        try:
-            return self._next_reply()
-        except SMTPProtocolError:
-            self._broken = True
-            raise
-
-    def _next_reply(self) -> Reply | Literal[NeedData.NEED_DATA]:
         buf = self._buf
         start = 0
         try:
@@ -158,52 +155,49 @@ class ReplyParser:
                 end = buf.find(b"\n", start)
                 if end < 0:
                     if len(buf) - start > self.max_line:
-                        raise SMTPProtocolError(
-                            f"reply line longer than {self.max_line} bytes",
-                            code=ErrorCode.REPLY_TOO_LONG,
-                        )
+                        raise self._too_long("reply line", self.max_line)
                     return NEED_DATA
                 if end - start > self.max_line:
-                    raise SMTPProtocolError(
-                        f"reply line longer than {self.max_line} bytes",
-                        code=ErrorCode.REPLY_TOO_LONG,
-                    )
-                line_end = end - 1 if end > start and buf[end - 1] == 0x0D else end
+                    raise self._too_long("reply line", self.max_line)
                 self._reply_size += end + 1 - start
                 if self._reply_size > self.max_reply:
-                    raise SMTPProtocolError(
-                        f"reply longer than {self.max_reply} bytes",
-                        code=ErrorCode.REPLY_TOO_LONG,
-                    )
-                final = self._take_line(bytes(buf[start:line_end]))
+                    raise self._too_long("reply", self.max_reply)
+                line_end = end - 1 if end > start and buf[end - 1] == 0x0D else end
+                match = _LINE.fullmatch(buf, start, line_end)
+                if match is None:
+                    raise self._malformed(bytes(buf[start:line_end]))
                 start = end + 1
-                if final:
+                code = int(match[1])
+                if self._lines and code != self._code:
+                    raise SMTPProtocolError(
+                        f"multi-line reply changes its code from {self._code} to {code}",
+                        code=ErrorCode.MALFORMED_REPLY,
+                    )
+                self._code = code
+                text = match[3]
+                self._lines.append(text.decode("utf-8", "replace") if text else "")
+                if match[2] != b"-":
                     return self._finish()
+        except SMTPProtocolError:
+            self._broken = True
+            raise
         finally:
-            del buf[:start]
+            if start:
+                del buf[:start]
 
-    def _take_line(self, raw: bytes) -> bool:
-        """Record one line; return True when it is the last line of the reply."""
-        if len(raw) < 3 or not raw[:3].isdigit() or not 0x31 <= raw[0] <= 0x35:
-            raise SMTPProtocolError(
-                f"malformed reply line {_preview(raw)}: it must start with a reply code",
-                code=ErrorCode.MALFORMED_REPLY,
-            )
-        code = int(raw[:3])
-        if len(raw) > 3 and raw[3] not in b" -":
-            raise SMTPProtocolError(
-                f"malformed reply line {_preview(raw)}: the code must be followed by a space "
-                "or a hyphen",
-                code=ErrorCode.MALFORMED_REPLY,
-            )
-        if self._lines and code != self._code:
-            raise SMTPProtocolError(
-                f"multi-line reply changes its code from {self._code} to {code}",
-                code=ErrorCode.MALFORMED_REPLY,
-            )
-        self._code = code
-        self._lines.append(raw[4:].decode("utf-8", "replace"))
-        return len(raw) == 3 or raw[3] == 0x20
+    @staticmethod
+    def _too_long(what: str, limit: int) -> SMTPProtocolError:
+        return SMTPProtocolError(f"{what} longer than {limit} bytes", code=ErrorCode.REPLY_TOO_LONG)
+
+    @staticmethod
+    def _malformed(raw: bytes) -> SMTPProtocolError:
+        if len(raw) >= 4 and raw[:3].isdigit():
+            why = "the code must be followed by a space or a hyphen"
+        else:
+            why = "it must start with a reply code"
+        return SMTPProtocolError(
+            f"malformed reply line {_preview(raw)}: {why}", code=ErrorCode.MALFORMED_REPLY
+        )
 
     def _finish(self) -> Reply:
         lines = tuple(self._lines)
@@ -218,7 +212,8 @@ def make_reply(code: int, lines: tuple[str, ...]) -> Reply:
     """Build a `Reply`, splitting off the enhanced status code when the lines carry one."""
     enhanced = None
     texts = lines
-    match = _ENHANCED.match(lines[0]) if lines else None
+    first = lines[0] if lines else ""
+    match = _ENHANCED.match(first) if first[:1] in ("2", "4", "5") else None
     if match is not None and int(match.group(1)) == code // 100:
         enhanced = f"{match.group(1)}.{int(match.group(2))}.{int(match.group(3))}"
         texts = tuple(_strip_enhanced(line) for line in lines)

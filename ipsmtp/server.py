@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import ssl
 import threading
@@ -40,7 +41,57 @@ from typing import Any
 from aiosmtpd.smtp import SMTP as _AioSMTP
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-__all__ = ["ReceivedMessage", "Server", "SessionRecord"]
+__all__ = ["ReceivedMessage", "Server", "SessionRecord", "self_signed_context"]
+
+# aiosmtpd logs to "mail.log" without a handler, so Python's last-resort handler prints its
+# warnings (a client's failed TLS handshake, its own deprecation notice on every AUTH) to
+# stderr. A NullHandler keeps the embedded server quiet; logging configured by the
+# application still receives everything through propagation.
+logging.getLogger("mail.log").addHandler(logging.NullHandler())
+
+
+def self_signed_context(host: str = "127.0.0.1") -> tuple[ssl.SSLContext, bytes]:
+    """A server TLS context with a fresh self-signed certificate for `host` (valid one day),
+    and that certificate's DER, which a client can pin with `ssl_accept_server_cert`."""
+    import datetime
+    import ipaddress
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    try:
+        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alt = x509.DNSName(host)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    pem = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "server.pem")
+        with open(path, "wb") as f:
+            f.write(pem)
+        context.load_cert_chain(path)
+    return context, cert.public_bytes(serialization.Encoding.DER)
 
 
 @dataclass
@@ -97,15 +148,25 @@ class _Protocol(_AioSMTP):
         super().__init__(handler, **kwargs)
         self._owner = owner
         self.record = owner._new_session()
-        for verb, method in list(self._smtp_methods.items()):
-            self._smtp_methods[verb] = self._recorded(verb, method)
+        self._recording = False
 
-    def _recorded(self, verb: str, method: Callable[[str | None], Any]) -> Any:
-        async def run(arg: str | None) -> None:
-            self.record.commands.append(verb if arg is None else f"{verb} {arg}")
-            await method(arg)
+    def _record_commands(self) -> None:
+        """Record every command line. aiosmtpd's command loop reads with `readuntil()` and its
+        default separator, while DATA reads with ``b"\r\n"`` and AUTH with `readline()`, so
+        wrapping the default-separator read records exactly the command lines, unknown
+        verbs included."""
+        reader = self._reader
+        read = reader.readuntil
+        record = self.record
 
-        return run
+        async def readuntil(separator: bytes = b"\n") -> bytes:
+            line = await read(separator)
+            if separator == b"\n":
+                text = line.decode("utf-8", "surrogateescape").rstrip("\r\n")
+                record.commands.append(text)
+            return line
+
+        reader.readuntil = readuntil  # type: ignore[method-assign, assignment]
 
     def data_received(self, data: bytes) -> None:
         if self._owner.record_wire:
@@ -116,6 +177,9 @@ class _Protocol(_AioSMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        if not self._recording:  # connection_made runs again after STARTTLS
+            self._recording = True
+            self._record_commands()
         self.record.peer = self.session.peer if self.session else None
         upgraded = self.session is not None and bool(self.session.ssl or self._tls_protocol)
         if upgraded or transport.get_extra_info("sslcontext") is not None:
@@ -125,6 +189,18 @@ class _Protocol(_AioSMTP):
         self.record.closed = True
         super().connection_lost(error)
 
+    async def smtp_EXPN(self, arg: str | None) -> None:
+        members = self._owner.mailing_lists.get((arg or "").strip().lower())
+        if members is None:
+            await super().smtp_EXPN(arg or "")
+            return
+        if not members:
+            await self.push("550 5.1.1 empty list")
+            return
+        lines = [f"250-{m}" for m in members]
+        lines[-1] = "250 " + lines[-1][4:]
+        await self.push("\r\n".join(lines))
+
     async def auth_CRAM__MD5(self, _: Any, args: list[str]) -> AuthResult:
         challenge = f"<{os.getpid()}.{time.time_ns()}@ipsmtp.server>".encode()
         answer = await self.challenge_auth(challenge)
@@ -133,10 +209,11 @@ class _Protocol(_AioSMTP):
         user, _, digest = answer.decode("utf-8", "replace").rpartition(" ")
         password = self._owner.users.get(user)
         if password is None:
-            return AuthResult(success=False)
+            return AuthResult(success=False, handled=False)
         expected = hmac.new(password.encode(), challenge, hashlib.md5).hexdigest()
-        ok = hmac.compare_digest(expected, digest)
-        return AuthResult(success=ok, auth_data=LoginPassword(user.encode(), b""))
+        if not hmac.compare_digest(expected, digest):
+            return AuthResult(success=False, handled=False)  # handled=False: send the 535
+        return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
 
     async def auth_XOAUTH2(self, _: Any, args: list[str]) -> AuthResult:
         if len(args) > 1:
@@ -158,7 +235,7 @@ class _Protocol(_AioSMTP):
             return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
         error = json.dumps({"status": "401", "schemes": "Bearer", "scope": "mail"}).encode()
         await self.challenge_auth(error)  # Google's behaviour: an error challenge, then 535
-        return AuthResult(success=False)
+        return AuthResult(success=False, handled=False)
 
 
 class _Handler:
@@ -244,7 +321,10 @@ class Server:
         users: user → password for AUTH PLAIN, LOGIN and CRAM-MD5.
         tokens: user → OAuth access token for AUTH XOAUTH2.
         auth_require_tls: offer AUTH only after TLS (default True when a TLS context is given).
+        auth_mechanisms: the SASL mechanisms to offer (default: PLAIN, LOGIN, CRAM-MD5,
+            XOAUTH2).
         extensions: extra EHLO keywords to announce (e.g. ``["PIPELINING"]``).
+        mailing_lists: name → member addresses, answered to EXPN.
         on_mail_from, on_rcpt_to: ``(address, options) -> None | "5xx reply"``.
         on_receive: ``(ReceivedMessage) -> None | "5xx reply"`` at the end of data.
         record_wire: keep the raw bytes of each session (turn off for huge messages).
@@ -263,7 +343,9 @@ class Server:
         tokens: dict[str, str] | None = None,
         auth_require_tls: bool | None = None,
         auth_required: bool = False,
+        auth_mechanisms: Iterable[str] | None = None,
         extensions: Iterable[str] = (),
+        mailing_lists: dict[str, list[str]] | None = None,
         on_mail_from: MailCallback | None = None,
         on_rcpt_to: MailCallback | None = None,
         on_receive: ReceiveCallback | None = None,
@@ -283,7 +365,11 @@ class Server:
             auth_require_tls = starttls_context is not None
         self.auth_require_tls = auth_require_tls
         self.auth_required = auth_required
+        self.auth_mechanisms = (
+            None if auth_mechanisms is None else [m.upper() for m in auth_mechanisms]
+        )
         self.extensions = list(extensions)
+        self.mailing_lists = {k.lower(): list(v) for k, v in (mailing_lists or {}).items()}
         self.on_mail_from = on_mail_from
         self.on_rcpt_to = on_rcpt_to
         self.on_receive = on_receive
@@ -377,10 +463,15 @@ class Server:
             "loop": self._loop,
             "timeout": 60,
         }
+        every = ["LOGIN", "PLAIN", "CRAM-MD5", "XOAUTH2"]
         if self.users or self.tokens:
             kwargs["authenticator"] = self._authenticate
+            if self.auth_mechanisms is not None:
+                kwargs["auth_exclude_mechanism"] = [
+                    m for m in every if m not in self.auth_mechanisms
+                ]
         else:
-            kwargs["auth_exclude_mechanism"] = ["LOGIN", "PLAIN", "CRAM-MD5", "XOAUTH2"]
+            kwargs["auth_exclude_mechanism"] = every
         protocol = _Protocol(self, _Handler(self), **kwargs)
         self._protocols.append(protocol)
         return protocol

@@ -1,0 +1,5 @@
+"""`python -m ipsmtp`: the command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,332 @@
+"""The ``ipsmtp`` command line (the ``cli`` extra: click and rich).
+
+Everything it shows comes from subscribing to `ipsmtp.signals` on a plain `SMTP` component:
+the coloured trace is a `pi_trail` receiver, the progress bar a `transfer` receiver. There is no
+second code path for sending.
+
+Exit codes: 0 sent; 2 usage error; 3 connection or timeout; 4 TLS; 5 authentication;
+6 recipients refused; 7 other server refusal; 8 protocol error; 1 anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+try:
+    import click
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+    from rich.table import Table
+except ImportError as exc:  # pragma: no cover - only without the extra
+    raise SystemExit("the ipsmtp command needs the 'cli' extra: pip install 'ipsmtp[cli]'") from exc
+
+from . import signals
+from ._client import SMTP
+from ._enums import SSLStartMode
+from ._errors import (
+    SMTPAuthError,
+    SMTPConnectError,
+    SMTPError,
+    SMTPProtocolError,
+    SMTPRecipientsRefused,
+    SMTPResponseError,
+    SMTPTimeoutError,
+    SMTPTLSError,
+)
+from ._values import SendResult
+
+__all__ = ["main"]
+
+console = Console(highlight=False)
+_TLS_MODES = {
+    "auto": SSLStartMode.AUTOMATIC,
+    "implicit": SSLStartMode.IMPLICIT,
+    "starttls": SSLStartMode.EXPLICIT,
+    "none": SSLStartMode.NONE,
+}
+
+
+def exit_code(error: BaseException) -> int:
+    """The process exit code for an error (see the module docstring)."""
+    for kind, code in (
+        (SMTPTimeoutError, 3),
+        (SMTPConnectError, 3),
+        (SMTPTLSError, 4),
+        (SMTPAuthError, 5),
+        (SMTPRecipientsRefused, 6),
+        (SMTPResponseError, 7),
+        (SMTPProtocolError, 8),
+    ):
+        if isinstance(error, kind):
+            return code
+    return 1
+
+
+@contextmanager
+def show_trace(smtp: SMTP, out: Console) -> Iterator[None]:
+    """Print the protocol trace in colour while the block runs: client lines cyan, server
+    lines green (red for errors), ipsmtp's notes dim; a lock marks lines inside TLS."""
+
+    def on_trail(sender: Any, direction: int, message: str, tls: bool, **kw: Any) -> None:
+        lock = "🔒" if tls else "  "
+        if direction == 0:
+            out.print(f"{lock} [cyan]C: {escape(message)}[/]")
+        elif direction == 1:
+            color = "red" if message[:1] in ("4", "5") else "green"
+            out.print(f"{lock} [{color}]S: {escape(message)}[/]")
+        else:
+            out.print(f"{lock} [dim]*  {escape(message)}[/]")
+
+    signals.pi_trail.connect(on_trail, sender=smtp)
+    try:
+        yield
+    finally:
+        signals.pi_trail.disconnect(on_trail)
+
+
+@contextmanager
+def show_progress(smtp: SMTP, out: Console) -> Iterator[None]:
+    """A progress bar driven by the transfer signals."""
+    progress = Progress(
+        TextColumn("sending"), BarColumn(), DownloadColumn(), console=out, transient=True
+    )
+    task = progress.add_task("send", total=None)
+
+    def on_start(sender: Any, **kw: Any) -> None:
+        progress.start()
+
+    def on_transfer(sender: Any, bytes_transferred: int, percent_done: int, **kw: Any) -> None:
+        total = None
+        if 0 < percent_done < 100:
+            total = bytes_transferred * 100 // percent_done
+        progress.update(task, completed=bytes_transferred, total=total)
+
+    def on_end(sender: Any, **kw: Any) -> None:
+        progress.stop()
+
+    signals.start_transfer.connect(on_start, sender=smtp)
+    signals.transfer.connect(on_transfer, sender=smtp)
+    signals.end_transfer.connect(on_end, sender=smtp)
+    try:
+        yield
+    finally:
+        progress.stop()
+        for signal, receiver in (
+            (signals.start_transfer, on_start),
+            (signals.transfer, on_transfer),
+            (signals.end_transfer, on_end),
+        ):
+            signal.disconnect(receiver)
+
+
+def result_table(result: SendResult) -> Table:
+    table = Table(show_header=False, box=None)
+    table.add_row("accepted", ", ".join(result.accepted) or "-")
+    for address, reply in result.rejected.items():
+        table.add_row("rejected", f"{address}: {reply}")
+    table.add_row("reply", str(result.reply))
+    table.add_row("message-id", result.message_id or "-")
+    return table
+
+
+def result_json(result: SendResult) -> str:
+    return json.dumps(
+        {
+            "accepted": result.accepted,
+            "rejected": {
+                a: {"code": r.code, "enhanced_status": r.enhanced_status, "text": r.text}
+                for a, r in result.rejected.items()
+            },
+            "reply": {
+                "code": result.reply.code,
+                "enhanced_status": result.reply.enhanced_status,
+                "text": result.reply.text,
+            },
+            "message_id": result.message_id,
+        }
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ipsmtp")
+def main() -> None:
+    """ipsmtp: send mail over SMTP, trace it, and run a local test server."""
+
+
+@main.command()
+@click.option("--plain", is_flag=True, help="No STARTTLS and no AUTH: a bare plaintext send.")
+def demo(plain: bool) -> None:
+    """Start an embedded server on 127.0.0.1, send it one message with the trace shown, and
+    print the message as the server received it."""
+    from .server import Server, self_signed_context
+
+    context, certificate = self_signed_context("127.0.0.1")
+    options: dict[str, Any] = (
+        {} if plain else {"starttls_context": context, "users": {"demo": "demo-password"}}
+    )
+    with Server(**options) as server:
+        console.rule("[bold]ipsmtp demo")
+        console.print(
+            f"embedded server listening on {server.host}:{server.port}"
+            + ("" if plain else " (STARTTLS with a self-signed certificate, AUTH)")
+        )
+        smtp = SMTP(
+            mail_server=server.host,
+            mail_port=server.port,
+            from_="Ann Example <ann@example.com>",
+            send_to="Bob <bob@example.com>",
+            bcc="audit@example.com",
+            subject="Hello from ipsmtp",
+            message_text="Hi Bob,\n\nthis message went through ipsmtp's embedded server.\n"
+            ".\nThe line above is a lone dot: it arrives intact.\n",
+        )
+        if not plain:
+            smtp.ssl_accept_server_cert = certificate  # trust exactly this certificate
+            smtp.user = "demo"
+            smtp.password = "demo-password"
+        console.rule("protocol trace (C: client, S: server, *: ipsmtp)")
+        try:
+            with show_trace(smtp, console):
+                result = smtp.send()
+        except SMTPError as error:
+            console.print(f"[red]send failed: {escape(str(error))}[/]")
+            sys.exit(exit_code(error))
+        console.rule("result")
+        console.print(result_table(result))
+        [received] = server.wait_for_messages(1)
+        console.rule("what the server received")
+        console.print(
+            f"MAIL FROM:<{received.mail_from}>  (TLS: {received.tls}, "
+            f"AUTH user: {received.auth_user})"
+        )
+        for rcpt in received.rcpt_tos:
+            console.print(f"RCPT TO:<{rcpt}>")
+        console.print()
+        console.print(escape(received.data.decode("utf-8", "replace")))
+        console.print(
+            "[dim]audit@example.com was a Bcc recipient: it is in the envelope, "
+            "not in the message.[/]"
+        )
+
+
+@main.command()
+@click.option("--server", "-s", "server", required=True, help="Mail server host name or IP.")
+@click.option("--port", "-p", default=0, type=int, help="Port (default: 25, or 465 for implicit).")
+@click.option(
+    "--tls",
+    type=click.Choice(list(_TLS_MODES)),
+    default="auto",
+    show_default=True,
+    help="auto: STARTTLS when offered (implicit on 465); starttls: required.",
+)
+@click.option("--require-tls", is_flag=True, help="With --tls auto: fail unless TLS starts.")
+@click.option("--user", "-u", default="", help="Login name (AUTH).")
+@click.option(
+    "--password",
+    envvar="IPSMTP_PASSWORD",
+    default="",
+    help="Password; better given in the IPSMTP_PASSWORD environment variable.",
+)
+@click.option("--from", "sender", required=True, help="Sender: 'Name <addr>' or addr.")
+@click.option("--to", "to", multiple=True, help="Recipient (repeatable, or comma-separated).")
+@click.option("--cc", multiple=True, help="Cc recipient (repeatable).")
+@click.option("--bcc", multiple=True, help="Bcc recipient (repeatable).")
+@click.option("--subject", default="", help="Subject.")
+@click.option("--body", default=None, help="Message text.")
+@click.option(
+    "--body-file",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
+    help="Read the message text from a file ('-' for stdin).",
+)
+@click.option(
+    "--attach",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Attach a file (repeatable).",
+)
+@click.option("--header", "headers", multiple=True, help="Extra header 'Name: value'.")
+@click.option("--config", "configs", multiple=True, help="Config setting 'Name=Value'.")
+@click.option("--timeout", default=60, type=int, show_default=True, help="Seconds per step.")
+@click.option("--trace", is_flag=True, help="Print the protocol trace (secrets redacted).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def send(
+    server: str,
+    port: int,
+    tls: str,
+    require_tls: bool,
+    user: str,
+    password: str,
+    sender: str,
+    to: tuple[str, ...],
+    cc: tuple[str, ...],
+    bcc: tuple[str, ...],
+    subject: str,
+    body: str | None,
+    body_file: Any,
+    attach: tuple[str, ...],
+    headers: tuple[str, ...],
+    configs: tuple[str, ...],
+    timeout: int,
+    trace: bool,
+    as_json: bool,
+) -> None:
+    """Send one message."""
+    mode = _TLS_MODES[tls]
+    if not port:
+        port = 465 if mode is SSLStartMode.IMPLICIT else 25
+    text = body if body is not None else (body_file.read() if body_file else "")
+    out = Console(stderr=True, highlight=False) if as_json else console
+    try:
+        smtp = SMTP(
+            mail_server=server,
+            mail_port=port,
+            ssl_start_mode=mode,
+            ssl_enabled=require_tls,
+            user=user,
+            password=password,
+            from_=sender,
+            send_to=", ".join(to),
+            cc=", ".join(cc),
+            bcc=", ".join(bcc),
+            subject=subject,
+            message_text=text,
+            attachments=list(attach),
+            other_headers="\r\n".join(headers),
+            timeout=timeout,
+        )
+        for setting in configs:
+            smtp.config(setting)
+    except (ValueError, SMTPError) as error:
+        out.print(f"[red]invalid option: {escape(str(error))}[/]")
+        sys.exit(2)
+    try:
+        with show_progress(smtp, out):
+            if trace:
+                with show_trace(smtp, out):
+                    result = smtp.send()
+            else:
+                result = smtp.send()
+    except SMTPError as error:
+        if as_json:
+            print(
+                json.dumps(
+                    {"error": type(error).__name__, "code": error.code, "message": str(error)}
+                )
+            )
+        else:
+            out.print(f"[red]{type(error).__name__}: {escape(str(error))}[/]")
+        sys.exit(exit_code(error))
+    if as_json:
+        print(result_json(result))
+    else:
+        out.print(result_table(result))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,183 @@
+"""A scripted SMTP server for misbehaviour: it says exactly what a test tells it to.
+
+Each accepted connection runs the test's script, an ``async def script(conv)`` coroutine, in the
+server's own event loop thread::
+
+    async def script(conv: Conversation) -> None:
+        await conv.send("220 hello")
+        await conv.expect("EHLO")
+        await conv.send("250-hi", "250 STARTTLS")
+        await conv.expect("STARTTLS")
+        await conv.send_raw(b"220 go\\r\\n250 injected\\r\\n")   # one packet
+
+    with ScriptedServer(script) as server:
+        ...
+
+Everything the client sent is kept in `conv.received` (raw bytes) and `conv.lines`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Script = Callable[["Conversation"], Awaitable[None]]
+
+
+class Conversation:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.received = bytearray()
+        self.lines: list[str] = []
+        self.tls = False
+
+    async def send(self, *lines: str) -> None:
+        """Send reply lines (CRLF added), all in one write."""
+        await self.send_raw("".join(f"{line}\r\n" for line in lines).encode())
+
+    async def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def read_line(self, timeout: float = 10) -> str:
+        raw = await asyncio.wait_for(self.reader.readline(), timeout)
+        self.received += raw
+        if not raw:
+            raise EOFError("client closed the connection")
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        self.lines.append(line)
+        return line
+
+    async def expect(self, prefix: str, timeout: float = 10) -> str:
+        line = await self.read_line(timeout)
+        if not line.upper().startswith(prefix.upper()):
+            raise AssertionError(f"expected {prefix!r}, got {line!r}")
+        return line
+
+    async def read_data(self, timeout: float = 10) -> bytes:
+        """Read message content up to and including the terminating dot line."""
+        data = bytearray()
+        while True:
+            raw = await asyncio.wait_for(self.reader.readline(), timeout)
+            self.received += raw
+            if not raw:
+                raise EOFError("client closed during DATA")
+            data += raw
+            if raw == b".\r\n":
+                return bytes(data)
+
+    async def greet_and_ehlo(self, *extensions: str) -> None:
+        """220, then answer EHLO with `extensions`."""
+        await self.send("220 scripted.test ESMTP")
+        await self.expect("EHLO")
+        lines = ["250-scripted.test", *(f"250-{e}" for e in extensions)]
+        lines[-1] = "250 " + lines[-1][4:]
+        await self.send(*lines)
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        await self.writer.start_tls(context)
+        self.tls = True
+
+    async def accept_transaction(self) -> bytes:
+        """MAIL, any RCPTs, DATA and the content, all accepted; returns the content."""
+        await self.expect("MAIL")
+        await self.send("250 ok")
+        while True:
+            line = await self.read_line()
+            if line.upper().startswith("RCPT"):
+                await self.send("250 ok")
+                continue
+            assert line.upper() == "DATA", line
+            await self.send("354 go ahead")
+            data = await self.read_data()
+            await self.send("250 queued")
+            return data
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def abort(self) -> None:
+        """Close with a TCP reset."""
+        transport = self.writer.transport
+        if hasattr(transport, "abort"):
+            transport.abort()
+
+
+class ScriptedServer:
+    def __init__(self, script: Script, *, tls_context: ssl.SSLContext | None = None) -> None:
+        self.script = script
+        self.tls_context = tls_context
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.conversations: list[Conversation] = []
+        self.errors: list[BaseException] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._done = threading.Event()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conv = Conversation(reader, writer)
+        conv.tls = self.tls_context is not None
+        self.conversations.append(conv)
+        try:
+            await self.script(conv)
+        except (EOFError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception as exc:  # surfaced by the test through `errors`
+            self.errors.append(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                # Let the client see everything written before closing.
+                await asyncio.sleep(0.05)
+                writer.close()
+            self._done.set()
+
+    def start(self) -> ScriptedServer:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._handle, self.host, 0, ssl=self.tls_context)
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+            self._server.close()
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def wait_done(self, timeout: float = 10) -> bool:
+        return self._done.wait(timeout)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop = None
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
