@@ -31,7 +31,9 @@ them there (USENIX Security 2021, "Why TLS is better without STARTTLS"; GHSA-vxj
 CVE-2026-41319), and the session refuses to go on. Throwing them away would also be safe, but
 a server that sends them is either broken or hostile, and either way we stop.
 
-Any exception raised here leaves the session in `ERROR`, from which nothing more can be sent.
+An error on the receiving side (`next_event`, `tls_started`) leaves the session in `ERROR`,
+from which nothing more can be sent. `send` refusing a command that is illegal in the current
+state changes nothing: the command was not sent.
 """
 
 from __future__ import annotations
