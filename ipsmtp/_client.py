@@ -396,7 +396,11 @@ class SMTP:
                 yield
             except BaseException as exc:
                 conn = self._conn
-                if conn is not None and conn.session.state not in (State.READY, State.HELLO):
+                if conn is not None and (
+                    not isinstance(exc, SMTPError | ValueError)
+                    or conn.session.state not in (State.READY, State.HELLO)
+                ):
+                    # A receiver raised, or the session stopped mid-step: its state is unknown.
                     conn.close()
                 if conn is not None and conn.closed:
                     self._conn = None

@@ -34,6 +34,7 @@ from ._errors import (
     SMTPConnectError,
     SMTPError,
     SMTPResponseError,
+    SMTPTimeoutError,
     SMTPTLSError,
 )
 from ._events import CLIENT, SERVER, Emitter
@@ -358,10 +359,25 @@ class Connection:
     # -- the drive loop ---------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        self.transport.send(data)
+        try:
+            self.transport.send(data)
+        except SMTPError:
+            self.close()  # whatever was half-written, the stream can no longer be trusted
+            raise
 
     def read(self) -> Reply:
-        """Read the next reply (whatever command it answers) and trace it."""
+        """Read the next reply (whatever command it answers) and trace it. A network, timeout
+        or protocol error closes the connection: after it, replies could pair with the wrong
+        commands."""
+        try:
+            return self._read()
+        except SMTPResponseError:
+            raise
+        except SMTPError:
+            self.close()
+            raise
+
+    def _read(self) -> Reply:
         session = self.session
         while True:
             event = session.next_event()
@@ -450,7 +466,16 @@ class Connection:
             if total is None or done < (total or 0):
                 emit.transfer(done, done)
             emit.end_transfer()
-        return self.read()
+        try:
+            return self.read()
+        except (SMTPConnectError, SMTPTimeoutError) as exc:
+            # The whole message went out; only the verdict is missing. The server may have
+            # accepted it, so a caller must not assume it failed (nor that it was sent).
+            raise type(exc)(
+                "the connection was lost after the end of data, before the server's reply: "
+                f"the message may or may not have been accepted ({exc.message})",
+                code=ErrorCode.UNKNOWN_OUTCOME,
+            ) from exc
 
     # -- closing ----------------------------------------------------------------------------
 

@@ -320,9 +320,11 @@ class Session:
         name = command.name
         code = reply.code
         if command is GREETING:
-            if code not in (220, 554):
+            # 220 welcomes; 554 refuses (RFC 5321 §3.1); 421 turns the client away (§3.8).
+            if code not in (220, 421, 554):
                 raise SMTPProtocolError(
-                    f"the greeting must be 220 or 554, not {code}", code=ErrorCode.MALFORMED_REPLY
+                    f"the greeting must be 220, 421 or 554, not {code}",
+                    code=ErrorCode.MALFORMED_REPLY,
                 )
             self.state = State.HELLO
         elif name in ("EHLO", "LHLO"):

@@ -910,10 +910,21 @@ def test_421_to_a_pipelined_command() -> None:
     assert session.state is State.CLOSED
 
 
-def test_421_greeting_is_refused() -> None:
-    # RFC 5321 §3.1: the greeting is 220 or 554.
+def test_421_greeting_turns_the_client_away() -> None:
+    # RFC 5321 §3.8: a server that cannot serve may greet with 421 and close. That is a
+    # refusal with a reply, not a malformed greeting.
     session = Session()
-    session.receive_data(b"421 busy\r\n")
+    session.receive_data(b"421 4.3.2 too busy\r\n")
+    event = session.next_event()
+    assert event is not NEED_DATA
+    assert event.command is GREETING
+    assert event.reply.code == 421 and event.reply.text == "too busy"
+    assert session.state is State.CLOSED
+
+
+def test_other_greeting_codes_are_malformed() -> None:
+    session = Session()
+    session.receive_data(b"250 hello\r\n")
     with pytest.raises(SMTPProtocolError):
         session.next_event()
     assert session.state is State.ERROR
