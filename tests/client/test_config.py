@@ -26,6 +26,13 @@ from ipsmtp import (
 from ipsmtp.server import Server
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "002_5259b0e214175f3e.txt"
+# The same names kept in the repository, so CI needs nothing outside it.
+SETTING_LIST = Path(__file__).resolve().parents[1] / "data" / "ipworks-smtp-config-settings.txt"
+
+
+def listed_setting_names() -> list[str]:
+    lines = SETTING_LIST.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 def seed_setting_names() -> list[str]:
@@ -49,7 +56,12 @@ def seed_setting_names() -> list[str]:
     return names
 
 
-SEED_NAMES = seed_setting_names()
+SEED_NAMES = listed_setting_names()
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="the seed documents are not beside this checkout")
+def test_the_kept_list_matches_the_seed() -> None:
+    assert seed_setting_names() == SEED_NAMES
 
 READ_ONLY = {
     "MessageHeadersString",
