@@ -59,6 +59,10 @@ __all__ = ["SMTP"]
 
 T = TypeVar("T")
 STREAM_CHUNK = 65536
+# Before reusing a connection idle for longer than this (seconds), look whether the server
+# hung up meanwhile, and reconnect if it did. Within a burst of sends the check is skipped: it
+# costs a system call per message.
+IDLE_CHECK = 0.5
 HEADER_LIMIT = 1 << 20  # the most we read looking for the end of a message's header block
 
 
@@ -204,6 +208,7 @@ class SMTP:
         self._transfer_chunk = b""
         self._tls_contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
         self._tls_sessions: dict[tuple[str, int], ssl.SSLSession] = {}
+        self._delivery_cache: tuple[tuple[int, str], DeliveryOptions] | None = None
         if connect_now:
             self.connect()
 
@@ -422,10 +427,12 @@ class SMTP:
             self._open()
 
     def _open(self) -> Connection:
-        if self._conn is not None and not self._conn.closed:
-            self._conn.poll()  # notice a server that hung up while we were idle
-            if not self._conn.closed:
-                return self._conn
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            if conn.transport.idle_for() > IDLE_CHECK:
+                conn.poll()  # notice a server that hung up while we were idle
+            if not conn.closed:
+                return conn
             self._conn = None
         options = self._connect_options()
         conn = Connection.open(options, self._emit, self._interrupter)
@@ -632,6 +639,14 @@ class SMTP:
         return compose(p, self._compose_options(needs_smtputf8(addresses)), local_host=p.local_host)
 
     def _delivery_options(self, verb: str = "MAIL") -> DeliveryOptions:
+        cached = self._delivery_cache
+        if cached is not None and cached[0] == (self._config.version, verb):
+            return cached[1]
+        options = self._build_delivery_options(verb)
+        self._delivery_cache = ((self._config.version, verb), options)
+        return options
+
+    def _build_delivery_options(self, verb: str) -> DeliveryOptions:
         c = self._config
         return DeliveryOptions(
             stop_on={

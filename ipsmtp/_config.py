@@ -381,6 +381,7 @@ class ConfigStore:
 
     def __init__(self) -> None:
         self._values: dict[str, Any] = {}
+        self.version = 0  # changes with every write, so derived values can be cached
 
     def __getitem__(self, name: str) -> Any:
         key = name.lower()
@@ -390,6 +391,8 @@ class ConfigStore:
 
     def set(self, setting: Setting, value: Any) -> None:
         self._values[setting.name.lower()] = value
+        self.version += 1
 
     def reset(self) -> None:
         self._values.clear()
+        self.version += 1

@@ -169,6 +169,7 @@ class Transport:
         self.interrupted.watch(sock)
         self._deadline: float | None = None
         self._closed = False
+        self._last_io = time.monotonic()
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -249,6 +250,7 @@ class Transport:
                 raise SMTPInterrupted("the operation was interrupted")
             self.sock.settimeout(self._step_timeout())
             data = self.sock.recv(RECV_SIZE)
+            self._last_io = time.monotonic()
             if self.interrupted.is_set():
                 raise SMTPInterrupted("the operation was interrupted")
             return data
@@ -257,6 +259,10 @@ class Transport:
             if error is exc:
                 raise
             raise error from exc
+
+    def idle_for(self) -> float:
+        """Seconds since data last arrived."""
+        return time.monotonic() - self._last_io
 
     def poll(self) -> bytes | None:
         """Read what has already arrived without waiting: None when nothing is there."""

@@ -214,9 +214,13 @@ def make_reply(code: int, lines: tuple[str, ...]) -> Reply:
     texts = lines
     first = lines[0] if lines else ""
     match = _ENHANCED.match(first) if first[:1] in ("2", "4", "5") else None
-    if match is not None and int(match.group(1)) == code // 100:
-        enhanced = f"{match.group(1)}.{int(match.group(2))}.{int(match.group(3))}"
+    if match is not None and int(match[1]) == code // 100:
+        enhanced = f"{match[1]}.{int(match[2])}.{int(match[3])}"
+        if len(lines) == 1:
+            return Reply(code, enhanced, first[match.end() :], lines)
         texts = tuple(_strip_enhanced(line) for line in lines)
+    elif len(lines) == 1:
+        return Reply(code, None, first, lines)
     return Reply(code, enhanced, "\n".join(texts), lines)
 
 
