@@ -27,6 +27,14 @@ from typing import Any
 
 Script = Callable[["Conversation"], Awaitable[None]]
 
+# A message for the client to send in misbehaviour tests.
+MESSAGE: dict[str, Any] = {
+    "from_": "Ann <ann@example.com>",
+    "send_to": "bob@example.com",
+    "subject": "Hello",
+    "message_text": "Hi Bob,\nhow are you?\n",
+}
+
 
 class Conversation:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -111,6 +119,42 @@ class Conversation:
             transport.abort()
 
 
+def verbs(conv: Conversation) -> list[str]:
+    """The command verbs the client sent, in order."""
+    return [line.split(" ", 1)[0].upper() for line in conv.lines]
+
+
+async def serve_rest(conv: Conversation, timeout: float = 3.0) -> None:
+    """Answer whatever else the client sends, permissively (AUTH is accepted, STARTTLS
+    refused), until QUIT, EOF or silence: a client that wrongly carries on gets as far as it
+    likes, and `conv.lines` shows how far."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        while True:
+            line = await conv.read_line(timeout)
+            verb = line.split(" ", 1)[0].upper()
+            if verb == "QUIT":
+                await conv.send("221 bye")
+                return
+            if verb == "DATA":
+                await conv.send("354 go ahead")
+                await conv.read_data(timeout)
+                await conv.send("250 queued")
+            elif verb == "AUTH":
+                await conv.send("235 2.7.0 accepted")
+            elif verb == "STARTTLS":
+                await conv.send("454 4.7.0 TLS not available")
+            else:
+                await conv.send("250 ok")
+
+
+def only_conversation(server: ScriptedServer) -> Conversation:
+    """The one conversation the test expected, once its script finished without error."""
+    assert server.wait_done(5), "the server script did not finish (client still connected?)"
+    assert len(server.conversations) == 1, "the client connected more than once"
+    assert not server.errors, server.errors
+    return server.conversations[0]
+
+
 class ScriptedServer:
     def __init__(self, script: Script, *, tls_context: ssl.SSLContext | None = None) -> None:
         self.script = script
@@ -171,6 +215,20 @@ class ScriptedServer:
         return self._done.wait(timeout)
 
     def stop(self) -> None:
+        """Hang up every connection still open, then stop: a test that failed half-way leaves
+        no socket behind for the garbage collector to warn about in a later test."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+
+            async def hang_up() -> None:
+                still_open = [c for c in self.conversations if not c.writer.is_closing()]
+                for conv in still_open:
+                    conv.writer.transport.abort()
+                if still_open:
+                    await asyncio.sleep(0.1)  # let each script see EOF and finish
+
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(hang_up(), loop).result(5)
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)

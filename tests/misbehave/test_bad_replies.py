@@ -9,13 +9,18 @@ carried on regardless would show up in the server's line log.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from scripted import Conversation, ScriptedServer
+from scripted import (
+    MESSAGE,
+    Conversation,
+    ScriptedServer,
+    only_conversation,
+    serve_rest,
+    verbs,
+)
 
 from ipsmtp import (
     SMTP,
@@ -26,35 +31,8 @@ from ipsmtp import (
 )
 
 MakeSMTP = Callable[..., SMTP]
+Server = ScriptedServer
 
-
-class Server(ScriptedServer):
-    """A `ScriptedServer` that hangs up every connection still open before it stops, so a
-    test that fails half-way leaves no socket behind for the garbage collector to warn about
-    in whichever test runs next."""
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is not None and loop.is_running():
-
-            async def hang_up() -> None:
-                still_open = [c for c in self.conversations if not c.writer.is_closing()]
-                for conv in still_open:
-                    conv.writer.transport.abort()
-                if still_open:
-                    await asyncio.sleep(0.1)  # let each script see EOF and finish
-
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(hang_up(), loop).result(5)
-        super().stop()
-
-
-MESSAGE: dict[str, Any] = {
-    "from_": "Ann <ann@example.com>",
-    "send_to": "bob@example.com",
-    "subject": "Hello",
-    "message_text": "Hi Bob,\nhow are you?\n",
-}
 
 # What the server has received once the stage's command arrived.
 SENT_BY_STAGE = {
@@ -71,34 +49,6 @@ LONG = "250 " + "x" * 9000
 def client(make_smtp: MakeSMTP, server: ScriptedServer, **props: Any) -> SMTP:
     props.setdefault("timeout", 3)
     return make_smtp(server, **{**MESSAGE, **props})
-
-
-def only_conversation(server: ScriptedServer) -> Conversation:
-    assert server.wait_done(5), "the server script did not finish (client still connected?)"
-    assert len(server.conversations) == 1, "the client connected more than once"
-    assert not server.errors, server.errors
-    return server.conversations[0]
-
-
-def verbs(conv: Conversation) -> list[str]:
-    return [line.split(" ", 1)[0].upper() for line in conv.lines]
-
-
-async def serve_rest(conv: Conversation, timeout: float = 2.0) -> None:
-    """Answer whatever else the client sends, permissively, until QUIT, EOF or silence."""
-    with contextlib.suppress(asyncio.TimeoutError):
-        while True:
-            line = await conv.read_line(timeout)
-            verb = line.split(" ", 1)[0].upper()
-            if verb == "QUIT":
-                await conv.send("221 bye")
-                return
-            if verb == "DATA":
-                await conv.send("354 go ahead")
-                await conv.read_data(timeout)
-                await conv.send("250 queued")
-            else:
-                await conv.send("250 ok")
 
 
 def bad_reply_at(stage: str, reply: bytes) -> Callable[[Conversation], Any]:

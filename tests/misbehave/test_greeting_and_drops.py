@@ -17,7 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from scripted import Conversation, ScriptedServer
+from scripted import (
+    MESSAGE,
+    Conversation,
+    ScriptedServer,
+    only_conversation,
+    serve_rest,
+    verbs,
+)
 
 from ipsmtp import (
     SMTP,
@@ -30,35 +37,9 @@ from ipsmtp import (
 )
 
 MakeSMTP = Callable[..., SMTP]
+Server = ScriptedServer
 
 
-class Server(ScriptedServer):
-    """A `ScriptedServer` that hangs up every connection still open before it stops, so a
-    test that fails half-way leaves no socket behind for the garbage collector to warn about
-    in whichever test runs next."""
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is not None and loop.is_running():
-
-            async def hang_up() -> None:
-                still_open = [c for c in self.conversations if not c.writer.is_closing()]
-                for conv in still_open:
-                    conv.writer.transport.abort()
-                if still_open:
-                    await asyncio.sleep(0.1)  # let each script see EOF and finish
-
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(hang_up(), loop).result(5)
-        super().stop()
-
-
-MESSAGE: dict[str, Any] = {
-    "from_": "Ann <ann@example.com>",
-    "send_to": "bob@example.com",
-    "subject": "Hello",
-    "message_text": "Hi Bob,\nhow are you?\n",
-}
 # Big enough that the client is still writing content when the server drops the line.
 BIG_MESSAGE = (
     b"From: ann@example.com\r\nTo: bob@example.com\r\nSubject: big\r\n\r\n"
@@ -69,37 +50,6 @@ BIG_MESSAGE = (
 def client(make_smtp: MakeSMTP, server: ScriptedServer, **props: Any) -> SMTP:
     props.setdefault("timeout", 5)
     return make_smtp(server, **{**MESSAGE, **props})
-
-
-def only_conversation(server: ScriptedServer) -> Conversation:
-    assert server.wait_done(5), "the server script did not finish (client still connected?)"
-    assert len(server.conversations) == 1, "the client connected more than once"
-    assert not server.errors, server.errors
-    return server.conversations[0]
-
-
-def verbs(conv: Conversation) -> list[str]:
-    return [line.split(" ", 1)[0].upper() for line in conv.lines]
-
-
-async def serve_rest(conv: Conversation, timeout: float = 3.0) -> None:
-    """Answer whatever else the client sends, permissively, until QUIT, EOF or silence: a
-    client that wrongly carries on gets as far as it likes, and `conv.lines` shows how far."""
-    with contextlib.suppress(asyncio.TimeoutError):
-        while True:
-            line = await conv.read_line(timeout)
-            verb = line.split(" ", 1)[0].upper()
-            if verb == "QUIT":
-                await conv.send("221 bye")
-                return
-            if verb == "DATA":
-                await conv.send("354 go ahead")
-                await conv.read_data(timeout)
-                await conv.send("250 queued")
-            elif verb == "AUTH":
-                await conv.send("235 2.7.0 accepted")
-            else:
-                await conv.send("250 ok")
 
 
 def reset(conv: Conversation) -> None:
