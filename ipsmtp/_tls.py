@@ -13,9 +13,6 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from ._errors import ErrorCode, SMTPTLSError
 
 __all__ = ["CertificateInfo", "TLSSettings", "build_context", "describe", "to_der"]
@@ -116,6 +113,8 @@ class CertificateInfo:
 
 def describe(der: bytes) -> CertificateInfo:
     """Subject and issuer of a DER certificate as RFC 4514 strings."""
+    from cryptography import x509  # imported when needed: it costs ~14 MB of memory
+
     try:
         cert = x509.load_der_x509_certificate(der)
         return CertificateInfo(der, cert.subject.rfc4514_string(), cert.issuer.rfc4514_string())
@@ -125,6 +124,9 @@ def describe(der: bytes) -> CertificateInfo:
 
 def to_der(value: bytes) -> bytes:
     """A certificate given as PEM or DER, as DER. Raises `ValueError` if it is neither."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     if value.lstrip().startswith(b"-----BEGIN"):
         return x509.load_pem_x509_certificate(value.strip()).public_bytes(Encoding.DER)
     # DER is binary: its last bytes may well be 0x0b or 0x20, so it is never stripped.

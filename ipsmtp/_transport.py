@@ -20,13 +20,11 @@ import contextlib
 import errno
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
-from python_socks.sync import Proxy
 
 from ._enums import FirewallType
 from ._errors import (
@@ -118,9 +116,12 @@ def translate(
         return exc
     if interrupted is not None and interrupted.is_set():
         return SMTPInterrupted(f"interrupted while {what}")
-    if isinstance(exc, ProxyTimeoutError | socket.timeout | TimeoutError):
+    proxy_errors = _proxy_errors()
+    if isinstance(exc, socket.timeout | TimeoutError) or (
+        proxy_errors and isinstance(exc, proxy_errors[0])
+    ):
         return SMTPTimeoutError(f"timed out while {what}")
-    if isinstance(exc, ProxyConnectionError | ProxyError):
+    if proxy_errors and isinstance(exc, proxy_errors[1:]):
         return SMTPConnectError(f"proxy failure while {what}: {exc}", code=ErrorCode.PROXY_FAILED)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return SMTPTLSError(
@@ -136,6 +137,15 @@ def translate(
         reason = exc.strerror or str(exc) or type(exc).__name__
         return SMTPConnectError(f"network error while {what}: {reason}", code=code)
     return exc
+
+
+def _proxy_errors() -> tuple[type[BaseException], ...]:
+    """python-socks' (timeout, connection, proxy) errors, once a proxy was used; python-socks
+    is imported only then."""
+    module = sys.modules.get("python_socks")
+    if module is None:
+        return ()
+    return (module.ProxyTimeoutError, module.ProxyConnectionError, module.ProxyError)
 
 
 @contextlib.contextmanager
@@ -364,23 +374,24 @@ def _connect_direct(
     raise last_error
 
 
-_PROXY_TYPES = {
-    FirewallType.TUNNEL: ProxyType.HTTP,
-    FirewallType.SOCKS4: ProxyType.SOCKS4,
-    FirewallType.SOCKS4A: ProxyType.SOCKS4,
-    FirewallType.SOCKS5: ProxyType.SOCKS5,
-}
-
-
 def _connect_via_proxy(
     host: str, port: int, proxy: ProxySettings, settings: SocketSettings, timeout: float | None
 ) -> socket.socket:
+    from python_socks import ProxyType  # imported when a proxy is first used
+    from python_socks.sync import Proxy
+
+    proxy_types = {
+        FirewallType.TUNNEL: ProxyType.HTTP,
+        FirewallType.SOCKS4: ProxyType.SOCKS4,
+        FirewallType.SOCKS4A: ProxyType.SOCKS4,
+        FirewallType.SOCKS5: ProxyType.SOCKS5,
+    }
     # SOCKS4A always lets the proxy resolve the name; SOCKS5 does when the host name is given
     # with a leading "*" (the IPWorks convention), and otherwise we resolve it here.
     remote_dns = proxy.firewall_type == FirewallType.SOCKS4A or host.startswith("*")
     target = host.lstrip("*")
     client = Proxy.create(
-        proxy_type=_PROXY_TYPES[proxy.firewall_type],
+        proxy_type=proxy_types[proxy.firewall_type],
         host=proxy.host,
         port=proxy.port,
         username=proxy.user or None,
