@@ -33,7 +33,7 @@ from . import sasl, signals
 from ._addresses import parse_address, parse_address_list
 from ._config import ConfigStore, Setting, format_value, lookup
 from ._connection import Connection, ConnectOptions, TLSMode
-from ._delivery import Content, DeliveryOptions, Envelope, deliver, in_memory
+from ._delivery import Content, DeliveryOptions, Envelope, Pipeline, deliver, in_memory
 from ._enums import AuthMechanism, FirewallType, RecipientType, SSLStartMode
 from ._errors import (
     ErrorCode,
@@ -655,6 +655,8 @@ class SMTP:
             },
             send_rset=c["SendRSET"],
             pipelining=c["UsePipelining"],
+            chunking=c["UseChunking"],
+            lmtp=c["LMTP"],
             use_8bitmime=c["Use8BitMime"],
             use_smtputf8=c["UseSMTPUTF8"],
             dsn_notify=c["DSNNotify"],
@@ -710,6 +712,18 @@ class SMTP:
     def _remember_chunk(self, chunk: bytes) -> None:
         self._transfer_chunk = chunk
 
+    def _memory_content(
+        self, data: bytes, envelope: Envelope, message_id: str, has_body: bool = True
+    ) -> Content:
+        return in_memory(
+            data,
+            needs_smtputf8=needs_smtputf8(_envelope_addresses(envelope)),
+            message_id=message_id,
+            has_body=has_body,
+            on_chunk=self._remember_chunk,
+            binary=_declares_binary(data),
+        )
+
     def _transact(self, envelope: Envelope, content: Content, verb: str = "MAIL") -> SendResult:
         """Connect if needed, run the transaction, and disconnect again unless the caller had
         connected."""
@@ -754,15 +768,7 @@ class SMTP:
             if p.message:
                 data = p.message
                 envelope = self._property_envelope(lambda: _parse_headers(data))
-                content = Content(
-                    in_memory(data),
-                    len(data),
-                    not data.isascii(),
-                    needs_smtputf8(_envelope_addresses(envelope)),
-                    message_id_of(data),
-                    True,
-                    self._remember_chunk,
-                )
+                content = self._memory_content(data, envelope, message_id_of(data))
             else:
                 if not p.from_:
                     raise SMTPError(
@@ -770,16 +776,9 @@ class SMTP:
                     )
                 envelope = self._property_envelope()
                 composed = self._compose()
-                data = composed.data
                 has_body = bool(p.message_text or p.message_html or p.attachments)
-                content = Content(
-                    in_memory(data),
-                    len(data),
-                    not data.isascii(),
-                    needs_smtputf8(_envelope_addresses(envelope)),
-                    composed.message_id,
-                    has_body,
-                    self._remember_chunk,
+                content = self._memory_content(
+                    composed.data, envelope, composed.message_id, has_body
                 )
             return self._transact(envelope, content, verb)
 
@@ -790,15 +789,7 @@ class SMTP:
         with self._operation():
             envelope = self._property_envelope(msg)
             data = _flatten(msg, needs_smtputf8(_envelope_addresses(envelope)))
-            content = Content(
-                in_memory(data),
-                len(data),
-                not data.isascii(),
-                needs_smtputf8(_envelope_addresses(envelope)),
-                str(msg.get("Message-ID", "")).strip(),
-                True,
-                self._remember_chunk,
-            )
+            content = self._memory_content(data, envelope, str(msg.get("Message-ID", "")).strip())
             return self._transact(envelope, content)
 
     def send_file(self, path: str | os.PathLike[str]) -> SendResult:
@@ -829,7 +820,16 @@ class SMTP:
     def _send_stream(self, stream: IO[bytes], size: int | None) -> SendResult:
         head = _read_header_block(stream)
         envelope = self._property_envelope(lambda: _parse_headers(head))
+        return self._transact(envelope, self._stream_content(stream, head, size, envelope))
 
+    def _stream_content(
+        self,
+        stream: IO[bytes],
+        head: bytes,
+        size: int | None,
+        envelope: Envelope,
+        message_id: str | None = None,
+    ) -> Content:
         def chunks() -> Iterator[bytes]:
             if head:
                 yield head
@@ -839,71 +839,77 @@ class SMTP:
                     return
                 yield chunk
 
-        content = Content(
+        return Content(
             chunks,
             size,
             None,
-            needs_smtputf8(_envelope_addresses(envelope)),
-            message_id_of(head),
-            True,
-            self._remember_chunk,
+            needs_smtputf8=needs_smtputf8(_envelope_addresses(envelope)),
+            message_id=message_id_of(head) if message_id is None else message_id,
+            on_chunk=self._remember_chunk,
+            binary=_declares_binary(head),
         )
-        return self._transact(envelope, content)
 
     def send_messages(self, messages: Iterable[EmailMessage | bytes]) -> list[SendResult]:
-        """Send many messages over one connection. Each message's envelope comes from its own
-        headers (`return_path` overrides MAIL FROM when set). One result per message, in order;
-        a message that fails has its `SMTPError` in `result.error` and does not stop the
-        others."""
-        results: list[SendResult] = []
+        """Send many messages over one connection, pipelined when the server allows: each next
+        message's MAIL, RCPT and DATA ride with the previous one's end of data. Each message's
+        envelope comes from its own headers (`return_path` overrides MAIL FROM when set). One
+        result per message, in order; a message that fails has its `SMTPError` in
+        `result.error` and does not stop the others (after a lost connection the rest go over a
+        new one)."""
         with self._operation():
-            opened_here = not self.connected
-            try:
-                for item in messages:
-                    results.append(self._send_one_of_many(item))
-            finally:
-                if opened_here:
-                    conn, self._conn = self._conn, None
-                    if conn is not None:
-                        conn.quit()
-        return results
+            return self._run_batch(self._message_job(item) for item in messages)
 
-    def _send_one_of_many(self, item: EmailMessage | bytes) -> SendResult:
-        try:
+    def _message_job(self, item: EmailMessage | bytes) -> Callable[[], tuple[Envelope, Content]]:
+        def prepare() -> tuple[Envelope, Content]:
             if isinstance(item, bytes | bytearray):
                 data = bytes(item)
-                headers = _parse_headers(data)
-            else:
-                headers = item
-                data = b""
-            envelope = _message_envelope(headers, self._props.return_path)
-            utf8 = needs_smtputf8(_envelope_addresses(envelope))
-            if not data:
-                assert isinstance(item, MailMessage)
-                data = _flatten(item, utf8)
-            content = Content(
-                in_memory(data),
-                len(data),
-                not data.isascii(),
-                utf8,
-                str(headers.get("Message-ID", "")).strip(),
-                True,
-                self._remember_chunk,
-            )
-            self._check_size(content.size)
-            conn = self._open()
-            return deliver(conn, envelope, content, self._delivery_options())
-        except SMTPError as exc:
-            if self._conn is not None and (
-                self._conn.closed or self._conn.session.state is not State.READY
-            ):
-                self._conn.close()
-                self._conn = None
-            if isinstance(exc, SMTPInterrupted):
-                raise
-            reply = exc.reply or Reply(0, None, exc.message)
-            rejected = getattr(exc, "rejected", {})
-            return SendResult([], dict(rejected), reply, "", exc)
+                envelope = _message_envelope(_parse_headers(data), self._props.return_path)
+                return envelope, self._memory_content(data, envelope, message_id_of(data))
+            envelope = _message_envelope(item, self._props.return_path)
+            data = _flatten(item, needs_smtputf8(_envelope_addresses(envelope)))
+            message_id = str(item.get("Message-ID", "")).strip()
+            return envelope, self._memory_content(data, envelope, message_id)
+
+        return prepare
+
+    def _run_batch(
+        self, jobs: Iterable[Callable[[], tuple[Envelope, Content]]]
+    ) -> list[SendResult]:
+        """Run prepared transactions on one connection (a new one after a lost connection);
+        one result per job, in order. Connects and disconnects unless already connected."""
+        opened_here = not self.connected
+        pipeline: Pipeline | None = None
+        started: list[Any] = []  # a pipeline job, or the SMTPError that stopped it early
+        try:
+            for prepare in jobs:
+                try:
+                    envelope, content = prepare()
+                    self._check_size(content.size)
+                    if pipeline is None or pipeline.broken or pipeline.conn.closed:
+                        pipeline = Pipeline(self._open(), self._delivery_options())
+                    started.append(pipeline.run(envelope, content))
+                except SMTPError as exc:
+                    if isinstance(exc, SMTPInterrupted):
+                        raise
+                    if pipeline is not None and pipeline.conn.closed:
+                        self._conn = None
+                        pipeline = None
+                    started.append(exc)
+            if pipeline is not None and not pipeline.conn.closed:
+                try:
+                    pipeline.flush()
+                except SMTPError as exc:
+                    if isinstance(exc, SMTPInterrupted):
+                        raise
+                    self._conn = None
+        finally:
+            if pipeline is not None and pipeline.conn.last_reply is not None:
+                self._last_reply = str(pipeline.conn.last_reply)
+            if opened_here:
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    conn.quit()
+        return [_as_result(item) for item in started]
 
     # -- other commands --------------------------------------------------------------------
 
@@ -1017,54 +1023,33 @@ class SMTP:
             return write_entry(os.fspath(queue_dir), entry, data)
 
     def process_queue(self, queue_dir: str | os.PathLike[str]) -> QueueReport:
-        """Send every ``.queued`` message in `queue_dir` over one connection. Each file is
-        claimed by renaming it to ``.sending``; after the server accepted it, it is deleted
-        (or renamed ``.sent`` when KeepQueue is true); on failure it is renamed, unchanged, to
-        ``.failed`` with the reason in ``<id>.error``."""
+        """Send every ``.queued`` message in `queue_dir` over one connection, pipelined like
+        `send_messages`. Each file is claimed by renaming it to ``.sending``; after the server
+        accepted it, it is deleted (or renamed ``.sent`` when KeepQueue is true); on failure it
+        is renamed, unchanged, to ``.failed`` with the reason in ``<id>.error``."""
         with self._operation():
-            opened_here = not self.connected
-            try:
-                return process(
-                    os.fspath(queue_dir), self._send_queued, keep=self._config["KeepQueue"]
-                )
-            finally:
-                if opened_here:
-                    conn, self._conn = self._conn, None
-                    if conn is not None:
-                        conn.quit()
+            return process(os.fspath(queue_dir), self._send_queued, keep=self._config["KeepQueue"])
 
-    def _send_queued(self, path: str) -> SendResult:
-        with open(path, "rb") as f:
-            entry, offset = read_entry(f)
-            size = os.fstat(f.fileno()).st_size - offset
-            envelope = Envelope(entry.sender, entry.recipients)
+    def _send_queued(self, paths: list[str]) -> list[SendResult]:
+        files: list[IO[bytes]] = []
 
-            def chunks() -> Iterator[bytes]:
-                while True:
-                    chunk = f.read(STREAM_CHUNK)
-                    if not chunk:
-                        return
-                    yield chunk
+        def job(path: str) -> Callable[[], tuple[Envelope, Content]]:
+            def prepare() -> tuple[Envelope, Content]:
+                f = open(path, "rb")  # noqa: SIM115 - closed when the batch is done
+                files.append(f)
+                entry, offset = read_entry(f)
+                size = os.fstat(f.fileno()).st_size - offset
+                envelope = Envelope(entry.sender, entry.recipients)
+                head = _read_header_block(f)
+                return envelope, self._stream_content(f, head, size, envelope, entry.message_id)
 
-            content = Content(
-                chunks,
-                size,
-                None,
-                needs_smtputf8(_envelope_addresses(envelope)),
-                entry.message_id,
-                True,
-                self._remember_chunk,
-            )
-            try:
-                conn = self._open()
-                return deliver(conn, envelope, content, self._delivery_options())
-            except SMTPError:
-                if self._conn is not None and (
-                    self._conn.closed or self._conn.session.state is not State.READY
-                ):
-                    self._conn.close()
-                    self._conn = None
-                raise
+            return prepare
+
+        try:
+            return self._run_batch(job(path) for path in paths)
+        finally:
+            for f in files:
+                f.close()
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -1166,6 +1151,25 @@ def _message_envelope(headers: MailMessage, return_path: str) -> Envelope:
     if not recipients:
         raise SMTPError("the message has no To, Cc or Bcc header", code=ErrorCode.MISSING_PROPERTY)
     return Envelope(sender, recipients)
+
+
+_BINARY_CTE = re.compile(rb"(?im)^content-transfer-encoding:[ \t]*binary[ \t]*\r?$")
+
+
+def _declares_binary(data: bytes) -> bool:
+    """Does the top-level header block say Content-Transfer-Encoding: binary? Such content
+    may hold bare CR and LF, so it must go unchanged with BINARYMIME, never through DATA."""
+    return _BINARY_CTE.search(_header_block_of(data)) is not None
+
+
+def _as_result(item: Any) -> SendResult:
+    """A batch job's outcome as a SendResult (failures carry their error)."""
+    outcome = item if isinstance(item, SMTPError) else item.outcome
+    if isinstance(outcome, SendResult):
+        return outcome
+    assert isinstance(outcome, SMTPError), outcome
+    reply = outcome.reply or Reply(0, None, outcome.message)
+    return SendResult([], dict(getattr(outcome, "rejected", {})), reply, "", outcome)
 
 
 def _envelope_addresses(envelope: Envelope) -> list[str]:

@@ -3,7 +3,7 @@
 `Connection.open()` runs the whole opening: TCP (directly or through a proxy), implicit TLS or
 the greeting, EHLO (falling back to HELO), STARTTLS as the TLS mode asks, certificate
 judgement, the second EHLO, and AUTH. Afterwards `command()` and `pipeline()` send commands and
-return their replies, and `send_content()` streams message content after a 354.
+return their replies; the transactions themselves are `_delivery`'s.
 
 Every byte written or read goes through here, so this is also where the protocol trace is
 reported (through the `Emitter`): commands as `Command.trace()` shows them, with secrets as
@@ -34,7 +34,6 @@ from ._errors import (
     SMTPConnectError,
     SMTPError,
     SMTPResponseError,
-    SMTPTimeoutError,
     SMTPTLSError,
 )
 from ._events import CLIENT, SERVER, Emitter
@@ -430,52 +429,6 @@ class Connection:
                 self.emit.trail(CLIENT, cmd.trace(), tls)
         self.write(b"".join(out))
         return [self.read() for _ in batch]
-
-    def send_content(
-        self,
-        chunks: Iterable[bytes],
-        total: int | None,
-        *,
-        progress: bool,
-        on_chunk: Callable[[bytes], None] | None = None,
-    ) -> Reply:
-        """After a 354: stream the message content, then the terminator; return the final reply.
-
-        Small messages go out in a single write together with the terminator, which keeps
-        Nagle's algorithm from holding back the last segment.
-        """
-        session = self.session
-        emit = self.emit
-        encoder = session.content_encoder
-        assert encoder is not None
-        if progress:
-            emit.start_transfer()
-        pending = b""
-        for chunk in chunks:
-            if on_chunk is not None:
-                on_chunk(chunk)
-            encoded = session.send_content(chunk)
-            if pending:
-                self.write(pending)
-            pending = encoded
-            if progress:
-                emit.transfer(encoder.bytes_in, total)
-        done = encoder.bytes_in
-        self.write(pending + session.end_content())
-        if progress:
-            if total is None or done < (total or 0):
-                emit.transfer(done, done)
-            emit.end_transfer()
-        try:
-            return self.read()
-        except (SMTPConnectError, SMTPTimeoutError) as exc:
-            # The whole message went out; only the verdict is missing. The server may have
-            # accepted it, so a caller must not assume it failed (nor that it was sent).
-            raise type(exc)(
-                "the connection was lost after the end of data, before the server's reply: "
-                f"the message may or may not have been accepted ({exc.message})",
-                code=ErrorCode.UNKNOWN_OUTCOME,
-            ) from exc
 
     # -- closing ----------------------------------------------------------------------------
 

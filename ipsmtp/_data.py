@@ -36,9 +36,14 @@ class DataEncoder:
 
     `bytes_in` counts the message bytes fed so far and `bytes_out` the bytes produced
     (terminator included once `finish()` was called).
+
+    With ``dot_stuff=False`` it serves BDAT (RFC 3030): line endings are still normalised
+    (the content must not carry bare CR or LF unless BINARYMIME was negotiated) and a missing
+    final CRLF is added, but nothing is stuffed and `finish()` adds no terminator line.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, dot_stuff: bool = True) -> None:
+        self.dot_stuff = dot_stuff
         self._at_line_start = True
         self._held_cr = False
         self._finished = False
@@ -61,9 +66,10 @@ class DataEncoder:
         if not data:
             return b""
         out = _normalise(data)
-        out = out.replace(b"\r\n.", b"\r\n..")
-        if self._at_line_start and out[:1] == b".":
-            out = b"." + out
+        if self.dot_stuff:
+            out = out.replace(b"\r\n.", b"\r\n..")
+            if self._at_line_start and out[:1] == b".":
+                out = b"." + out
         self._at_line_start = out.endswith(_CRLF)
         self.bytes_out += len(out)
         return out
@@ -78,9 +84,10 @@ class DataEncoder:
             tail = _CRLF  # a CR at the very end is a bare CR: it ends a line
             self._held_cr = False
             self._at_line_start = True
-        if not self._at_line_start:
+        if not self._at_line_start and self.bytes_in:
             tail += _CRLF
-        tail += b".\r\n"
+        if self.dot_stuff:
+            tail += b".\r\n"
         self.bytes_out += len(tail)
         return tail
 

@@ -1,41 +1,67 @@
-"""One mail transaction: MAIL, RCPT, DATA and the content, over an open `Connection`.
+"""Mail transactions over an open `Connection`: MAIL, RCPT, DATA or BDAT, and the content.
 
-Recipient policy, as in IPWorks: a refused To or Cc recipient aborts the message before DATA
-(``StopOnToErrors``/``StopOnCcErrors``, true by default); a refused Bcc recipient only fires the
-error signal (``StopOnBccErrors``, false by default); when no recipient is left the message is
-not sent either. Whatever does not abort is reported in `SendResult.rejected`.
+Theory of operation
+-------------------
+A `Pipeline` runs one or more transactions ("jobs") on a connection, with as few round trips
+as the server allows:
 
-With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one write and the replies are
-read in order. Without it each command waits for its reply. Either way every reply is checked:
-if DATA was accepted although no recipient was (RFC 2920 §3.1), an empty message is ended with
-a lone dot and the transaction is reset.
+* Without PIPELINING, every command waits for its reply (RFC 5321).
+* With PIPELINING (RFC 2920), MAIL, every RCPT and DATA go out in one write; after the 354 the
+  content follows. In a batch (`send_messages`, `process_queue`) the next message's MAIL,
+  RCPT and DATA ride in the same write as this message's final dot (RFC 2920 §3.1 allows
+  commands after the end of data), so a message costs about one round trip.
+* With PIPELINING and CHUNKING (RFC 3030), MAIL, the RCPTs and ``BDAT <n> LAST`` with the
+  whole message go out in one write: one round trip per message.
 
-After an error reply the transaction is reset with RSET (unless ``SendRSET`` is false), so the
-connection is ready for the next message. Network and protocol errors close the connection.
+Recipient policy, as in IPWorks: a refused To or Cc recipient aborts the message
+(``StopOnToErrors``/``StopOnCcErrors``, true by default); a refused Bcc recipient only fires
+the error signal (``StopOnBccErrors``, false); with no recipient left the message is not sent.
+Whatever does not abort is reported in `SendResult.rejected`.
+
+Aborting is the delicate part once commands are pipelined:
+
+* DATA already got its 354 but nobody was accepted: a lone dot ends an empty message that
+  reaches no one (RFC 2920 §3.1).
+* DATA already got its 354, some recipients were accepted, and the policy says abort: a lone
+  dot would deliver an empty message to them, so the connection is closed instead (RFC 5321
+  §3.3: a transaction closed before its end of data is discarded).
+* With CHUNKING, ``BDAT LAST`` is sent with the envelope only when no refusal can abort a
+  partly accepted message (one recipient, or no Stop policy for the kinds present); otherwise
+  the first chunk goes without LAST and the commit (``BDAT 0 LAST``, or RSET) waits for the
+  RCPT replies.
+
+After a refused transaction RSET puts the session back (unless ``SendRSET`` is false).
+Network and protocol errors close the connection; see `Connection`.
+
+LMTP (RFC 2033) answers the end of data once per accepted recipient; those replies decide
+each recipient's fate, and `SendResult.reply` is the last of them.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ._connection import Connection
+from ._data import DataEncoder
 from ._enums import RecipientType
 from ._errors import (
     ErrorCode,
+    SMTPConnectError,
     SMTPError,
     SMTPRecipientsRefused,
     SMTPResponseError,
+    SMTPTimeoutError,
     SMTPTLSError,
 )
 from ._reply import Reply
 from ._values import Recipient, SendResult
 from ._wire import Command, xtext
 
-__all__ = ["Content", "DeliveryOptions", "Envelope", "deliver"]
+__all__ = ["Content", "DeliveryOptions", "Envelope", "Pipeline", "deliver", "in_memory"]
 
-CHUNK = 65536
+CHUNK = 65536  # content slice for in-memory messages (one Transfer signal each)
+SINGLE_FLIGHT_LIMIT = 4 << 20  # at most this much content in the first flight with BDAT
 
 
 @dataclass(frozen=True)
@@ -49,21 +75,27 @@ class Envelope:
 
 @dataclass(frozen=True)
 class Content:
-    """The message content and what is known about it before it is sent."""
+    """The message and what is known about it before it is sent.
 
-    chunks: Callable[[], Iterable[bytes]]  # called once, when DATA was accepted
+    `data` is set when the whole message is in memory (then `chunks` slices it); a stream
+    gives only `chunks`, which is called once, when the server is ready for the content.
+    """
+
+    chunks: Callable[[], Iterable[bytes]]
     size: int | None  # in bytes, when known
     eight_bit: bool | None  # True/False when known, None for a stream not yet read
     needs_smtputf8: bool = False
     message_id: str = ""
     has_body: bool = True  # False: no Transfer signals (IPWorks: empty MessageText)
     on_chunk: Callable[[bytes], None] | None = None
+    data: bytes | None = None
+    binary: bool = False  # Content-Transfer-Encoding: binary: needs BINARYMIME and BDAT
 
 
-def in_memory(data: bytes) -> Callable[[], Iterable[bytes]]:
-    """A chunk source over bytes already in memory."""
+def in_memory(data: bytes, **kwargs: object) -> Content:
+    """Content for a message already in memory."""
 
-    def chunks() -> Iterable[bytes]:
+    def chunks() -> Iterator[bytes]:
         if len(data) <= CHUNK:
             yield data
             return
@@ -71,7 +103,7 @@ def in_memory(data: bytes) -> Callable[[], Iterable[bytes]]:
         for start in range(0, len(data), CHUNK):
             yield bytes(view[start : start + CHUNK])
 
-    return chunks
+    return Content(chunks, len(data), not data.isascii(), data=data, **kwargs)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -85,6 +117,7 @@ class DeliveryOptions:
     )
     send_rset: bool = True
     pipelining: bool = True
+    chunking: bool = True
     use_8bitmime: bool = True
     use_smtputf8: bool = True
     dsn_notify: str = ""
@@ -93,13 +126,14 @@ class DeliveryOptions:
     dsn_original_recipient: bool = False
     require_tls: bool = False
     mail_verb: str = "MAIL"
+    lmtp: bool = False
 
 
 def mail_parameters(conn: Connection, content: Content, options: DeliveryOptions) -> list[str]:
     """The ESMTP parameters of MAIL FROM, each only when the server announced its extension.
 
     Raises `SMTPError` when the message cannot be sent to this server as it is: too large for
-    its SIZE, needing SMTPUTF8 it lacks, or REQUIRETLS without TLS.
+    its SIZE, needing SMTPUTF8 or BINARYMIME it lacks, or REQUIRETLS without TLS.
     """
     ext = conn.session.extensions
     params: list[str] = []
@@ -111,7 +145,15 @@ def mail_parameters(conn: Connection, content: Content, options: DeliveryOptions
                 code=ErrorCode.MESSAGE_TOO_LARGE,
             )
         params.append(f"SIZE={content.size}")
-    if content.eight_bit is not False and options.use_8bitmime and "8BITMIME" in ext:
+    if content.binary:
+        if not (_chunking(conn, options) and "BINARYMIME" in ext):
+            raise SMTPError(
+                "the message declares binary content (Content-Transfer-Encoding: binary), "
+                "which needs the server's BINARYMIME and CHUNKING (RFC 3030)",
+                code=ErrorCode.NOT_SUPPORTED,
+            )
+        params.append("BODY=BINARYMIME")
+    elif content.eight_bit is not False and options.use_8bitmime and "8BITMIME" in ext:
         params.append("BODY=8BITMIME")
     elif content.eight_bit:
         conn.emit.info(
@@ -154,90 +196,500 @@ def rcpt_parameters(conn: Connection, address: str, options: DeliveryOptions) ->
     return params
 
 
+def _chunking(conn: Connection, options: DeliveryOptions) -> bool:
+    return options.chunking and "CHUNKING" in conn.session.extensions
+
+
+class _Job:
+    """One message on its way through the pipeline."""
+
+    def __init__(
+        self, conn: Connection, envelope: Envelope, content: Content, options: DeliveryOptions
+    ) -> None:
+        if not envelope.recipients:
+            raise SMTPError("the message has no recipients", code=ErrorCode.MISSING_PROPERTY)
+        self.conn = conn
+        self.envelope = envelope
+        self.content = content
+        self.options = options
+        params = mail_parameters(conn, content, options)
+        self.mail = Command(options.mail_verb, (f"FROM:<{envelope.sender}>", *params))
+        self.rcpts = [
+            Command("RCPT", (f"TO:<{r.address}>", *rcpt_parameters(conn, r.address, options)))
+            for r in envelope.recipients
+        ]
+        self.accepted: list[str] = []
+        self.rejected: dict[str, Reply] = {}
+        self.outcome: SendResult | SMTPError | None = None
+        self.content_pending = False  # 354 received: the content is still to be sent
+        self.empty_pending = False  # 354 received but nobody accepted: a lone dot is owed
+
+    # -- the envelope replies --------------------------------------------------------------
+
+    def judge(self, mail_reply: Reply, rcpt_replies: list[Reply]) -> SMTPError | None:
+        """Sort the recipients; return the error that stops this message, if any. When the
+        sender was refused, the RCPT replies (if pipelined, refusals of sequence) say nothing
+        about the recipients and are ignored."""
+        if mail_reply.code // 100 != 2:
+            return SMTPResponseError(
+                f"the server refused the sender <{self.envelope.sender}>",
+                code=ErrorCode.SENDER_REFUSED,
+                reply=mail_reply,
+            )
+        for recipient, reply in zip(self.envelope.recipients, rcpt_replies, strict=True):
+            if reply.code in (250, 251):
+                self.accepted.append(recipient.address)
+            else:
+                self.rejected[recipient.address] = reply
+        aborting = {
+            address: reply
+            for recipient in self.envelope.recipients
+            if (address := recipient.address) in self.rejected
+            and self.options.stop_on.get(recipient.recipient_type, True)
+            for reply in (self.rejected[address],)
+        }
+        if aborting or not self.accepted:
+            which = aborting or self.rejected
+            return SMTPRecipientsRefused(
+                f"the server refused {len(which)} recipient(s): {', '.join(which)}",
+                self.rejected,
+                reply=next(iter(which.values()), None),
+            )
+        return None
+
+    def report_rejections(self) -> None:
+        for address, reply in self.rejected.items():
+            self.conn.emit.error(
+                ErrorCode.RECIPIENTS_REFUSED, f"recipient <{address}> refused: {reply}"
+            )
+
+    def may_abort_after_acceptance(self) -> bool:
+        """Could a refusal stop the message although another recipient was accepted?"""
+        if len(self.envelope.recipients) < 2:
+            return False
+        kinds = {r.recipient_type for r in self.envelope.recipients}
+        return any(self.options.stop_on.get(kind, True) for kind in kinds)
+
+    # -- the end -----------------------------------------------------------------------------
+
+    @property
+    def final_replies(self) -> int:
+        return len(self.accepted) if self.options.lmtp else 1
+
+    def finish(self, replies: list[Reply]) -> None:
+        """Judge the replies to the end of data (one, or one per recipient with LMTP)."""
+        last = replies[-1]
+        if self.options.lmtp:
+            delivered = []
+            for address, reply in zip(list(self.accepted), replies, strict=True):
+                if reply.code // 100 == 2:
+                    delivered.append(address)
+                else:
+                    self.rejected[address] = reply
+            self.accepted = delivered
+            if not delivered:
+                self.outcome = SMTPRecipientsRefused(
+                    "the server refused the message for every recipient",
+                    self.rejected,
+                    code=ErrorCode.MESSAGE_REFUSED,
+                    reply=last,
+                )
+                return
+        elif last.code // 100 != 2:
+            self.outcome = SMTPResponseError(
+                "the server refused the message", code=ErrorCode.MESSAGE_REFUSED, reply=last
+            )
+            return
+        self.report_rejections()
+        self.outcome = SendResult(self.accepted, self.rejected, last, self.content.message_id)
+
+
+class Pipeline:
+    """Runs jobs on one connection in order; see the module docstring.
+
+    `run(envelope, content)` starts a job and returns it; its `outcome` is set once its final
+    reply arrived, at the latest after `flush()`. A job that failed before sending anything
+    (its parameters cannot work with this server) gets its error at once. After a network or
+    protocol error the connection is closed; `broken` is then True and that error propagates
+    (jobs whose outcome was still open get it too).
+    """
+
+    def __init__(self, conn: Connection, options: DeliveryOptions) -> None:
+        self.conn = conn
+        self.options = options
+        self.broken = False
+        self._open: _Job | None = None  # DATA accepted: its content rides with the next job
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def run(self, envelope: Envelope, content: Content) -> _Job:
+        try:
+            job = _Job(self.conn, envelope, content, self.options)
+        except SMTPError as exc:  # nothing was sent for it: only this message fails
+            job = _Job.__new__(_Job)
+            job.outcome = exc
+            job.accepted, job.rejected = [], {}
+            return job
+        try:
+            self._start(job)
+        except SMTPError as exc:
+            self._fail_open(exc, job)
+            raise
+        return job
+
+    def flush(self) -> None:
+        """Send the content still held back, and read its final reply."""
+        if self._open is None:
+            return
+        try:
+            self._write_held_content(b"")
+        except SMTPError as exc:
+            self._fail_open(exc)
+            raise
+
+    # -- modes -------------------------------------------------------------------------------------
+
+    def _start(self, job: _Job) -> None:
+        ext = self.conn.session.extensions
+        pipelining = self.options.pipelining and "PIPELINING" in ext
+        if _chunking(self.conn, self.options):
+            self.flush()
+            self._chunked(job, pipelining)
+        elif pipelining:
+            self._pipelined(job)
+        else:
+            self.flush()
+            self._sequential(job)
+
+    def _sequential(self, job: _Job) -> None:
+        conn = self.conn
+        mail_reply = conn.command(job.mail)
+        rcpt_replies = [conn.command(c) for c in job.rcpts] if mail_reply.code // 100 == 2 else []
+        failure = job.judge(mail_reply, rcpt_replies)
+        if failure is not None:
+            self._reset()
+            job.outcome = failure
+            return
+        data_reply = conn.command(Command("DATA"))
+        if data_reply.code != 354:
+            self._reset()
+            job.outcome = SMTPResponseError(
+                "the server refused DATA", code=ErrorCode.DATA_REFUSED, reply=data_reply
+            )
+            return
+        self._open = job
+        job.content_pending = True
+        self._write_held_content(b"")
+
+    def _pipelined(self, job: _Job) -> None:
+        """MAIL, RCPTs and DATA in one write, after the held content of the previous job."""
+        conn = self.conn
+        session = conn.session
+        commands = [job.mail, *job.rcpts, Command("DATA")]
+        previous = self._open
+        head = self._held_content_tail() if previous is not None else b""
+        out = [head]
+        for command in commands:
+            out.append(session.send(command))
+            if conn.emit_trace:
+                conn.emit.trail(0, command.trace(), session.tls)
+        conn.write(b"".join(out))
+        if previous is not None:
+            self._open = None
+            self._read_final(previous)
+        replies = [conn.read() for _ in commands]
+        mail_reply, rcpt_replies, data_reply = replies[0], replies[1:-1], replies[-1]
+        failure = job.judge(mail_reply, rcpt_replies)
+        if failure is None:
+            if data_reply.code == 354:
+                self._open = job
+                job.content_pending = True
+                return
+            self._reset()
+            job.outcome = SMTPResponseError(
+                "the server refused DATA", code=ErrorCode.DATA_REFUSED, reply=data_reply
+            )
+            return
+        job.outcome = failure
+        if data_reply.code != 354:
+            self._reset()
+        elif not job.accepted:
+            # RFC 2920 §3.1: DATA was accepted with nobody to deliver to: end it empty. The
+            # dot rides with the next job, or goes out at the flush.
+            self._open = job
+            job.empty_pending = True
+        else:
+            # Some recipients were accepted and the policy says stop: a lone dot would deliver
+            # an empty message to them, so the transaction is abandoned with the connection.
+            conn.emit.info(
+                "aborting the message after DATA was accepted: closing the connection",
+                session.tls,
+            )
+            conn.close()
+            self.broken = True
+
+    def _chunked(self, job: _Job, pipelining: bool) -> None:
+        """MAIL, RCPTs and BDAT. With PIPELINING and a message in memory that no refusal can
+        stop half-way, everything goes in one write with LAST: one round trip."""
+        conn = self.conn
+        session = conn.session
+        binary = job.content.binary
+        encoder = None if binary else DataEncoder(dot_stuff=False)
+        data = job.content.data
+        single = (
+            pipelining
+            and data is not None
+            and len(data) <= SINGLE_FLIGHT_LIMIT
+            and not job.may_abort_after_acceptance()
+            and not job.options.lmtp  # LMTP's reply count is known only after the RCPTs
+        )
+        if not pipelining:
+            self._sequential_envelope_then_bdat(job, encoder)
+            return
+        progress = job.content.has_body
+        chunks = iter(job.content.chunks())
+        out = []
+        for command in (job.mail, *job.rcpts):
+            out.append(session.send(command))
+            if conn.emit_trace:
+                conn.emit.trail(0, command.trace(), session.tls)
+        if progress:
+            conn.emit.start_transfer()
+        if single:
+            assert data is not None
+            if job.content.on_chunk is not None:
+                job.content.on_chunk(data)
+            payload = data if encoder is None else encoder.encode(data) + encoder.finish()
+            self._bdat_out(out, payload, last=True)
+            conn.write(b"".join(out))
+            self._progress_done(job, len(data))
+            replies = [conn.read() for _ in range(2 + len(job.rcpts))]
+            failure = job.judge(replies[0], replies[1:-1])
+            if failure is None:
+                job.finish(replies[-1:])
+                return
+            # Nobody was accepted, or the sender was refused: the BDAT was refused too.
+            job.outcome = failure
+            if replies[-1].code // 100 == 2:
+                conn.emit.error(
+                    ErrorCode.SERVER_ERROR,
+                    "the server accepted BDAT although no recipient was accepted",
+                )
+            return
+        # First chunk without LAST, with the envelope; commit once the replies are known.
+        first = next(chunks, b"")
+        if job.content.on_chunk is not None and first:
+            job.content.on_chunk(first)
+        payload = first if encoder is None else encoder.encode(first)
+        self._bdat_out(out, payload, last=False)
+        conn.write(b"".join(out))
+        sent = len(first)
+        if progress:
+            conn.emit.transfer(sent, job.content.size)
+        replies = [conn.read() for _ in range(2 + len(job.rcpts))]
+        failure = job.judge(replies[0], replies[1 : 1 + len(job.rcpts)])
+        if failure is None and replies[-1].code // 100 != 2:
+            failure = SMTPResponseError(
+                "the server refused the message",
+                code=ErrorCode.MESSAGE_REFUSED,
+                reply=replies[-1],
+            )
+        if failure is not None:
+            if progress:
+                conn.emit.end_transfer()
+            self._reset()
+            job.outcome = failure
+            return
+        self._stream_bdat(job, chunks, encoder, sent)
+
+    def _sequential_envelope_then_bdat(self, job: _Job, encoder: DataEncoder | None) -> None:
+        conn = self.conn
+        mail_reply = conn.command(job.mail)
+        rcpt_replies = [conn.command(c) for c in job.rcpts] if mail_reply.code // 100 == 2 else []
+        if not rcpt_replies:
+            job.outcome = job.judge(mail_reply, [])
+            self._reset()
+            return
+        failure = job.judge(mail_reply, rcpt_replies)
+        if failure is not None:
+            self._reset()
+            job.outcome = failure
+            return
+        if job.content.has_body:
+            conn.emit.start_transfer()
+        self._stream_bdat(job, iter(job.content.chunks()), encoder, 0, wait_each=True)
+
+    def _stream_bdat(
+        self,
+        job: _Job,
+        chunks: Iterator[bytes],
+        encoder: DataEncoder | None,
+        sent: int,
+        *,
+        wait_each: bool = False,
+    ) -> None:
+        """The remaining chunks, each a BDAT, the last with LAST; then the final replies."""
+        conn = self.conn
+        progress = job.content.has_body
+        outstanding = 0
+        for chunk in chunks:
+            if job.content.on_chunk is not None:
+                job.content.on_chunk(chunk)
+            payload = chunk if encoder is None else encoder.encode(chunk)
+            if not payload:
+                continue
+            out: list[bytes] = []
+            self._bdat_out(out, payload, last=False)
+            conn.write(b"".join(out))
+            sent += len(chunk)
+            if progress:
+                conn.emit.transfer(sent, job.content.size)
+            outstanding += 1
+            if wait_each:
+                outstanding -= 1
+                if not self._bdat_ok(job, conn.read()):
+                    return
+        tail = b"" if encoder is None else encoder.finish()
+        out = []
+        self._bdat_out(out, tail, last=True, replies=job.final_replies)
+        conn.write(b"".join(out))
+        self._progress_done(job, sent)
+        for _ in range(outstanding):
+            reply = conn.read()
+            if job.outcome is None and reply.code // 100 != 2:
+                job.outcome = SMTPResponseError(
+                    "the server refused a chunk of the message",
+                    code=ErrorCode.MESSAGE_REFUSED,
+                    reply=reply,
+                )
+        finals = [conn.read() for _ in range(job.final_replies)]
+        if job.outcome is None:
+            job.finish(finals)
+
+    def _bdat_ok(self, job: _Job, reply: Reply) -> bool:
+        if reply.code // 100 == 2:
+            return True
+        job.outcome = SMTPResponseError(
+            "the server refused a chunk of the message",
+            code=ErrorCode.MESSAGE_REFUSED,
+            reply=reply,
+        )
+        self._reset()
+        return False
+
+    def _bdat_out(self, out: list[bytes], payload: bytes, *, last: bool, replies: int = 1) -> None:
+        session = self.conn.session
+        out.append(session.send_bdat(payload, last=last, replies=replies))
+        if self.conn.emit_trace:
+            self.conn.emit.trail(0, f"BDAT {len(payload)}{' LAST' if last else ''}", session.tls)
+
+    def _progress_done(self, job: _Job, sent: int) -> None:
+        if job.content.has_body:
+            self.conn.emit.transfer(sent, sent)
+            self.conn.emit.end_transfer()
+
+    # -- content held for riding -----------------------------------------------------------------
+
+    def _held_content_tail(self) -> bytes:
+        """Stream the held job's content but for its last piece, and return that piece with
+        the terminator (to be written with whatever follows)."""
+        job = self._open
+        assert job is not None
+        conn = self.conn
+        session = conn.session
+        if job.empty_pending:
+            return session.end_content(1)
+        encoder = session.content_encoder
+        assert encoder is not None
+        content = job.content
+        progress = content.has_body
+        if progress:
+            conn.emit.start_transfer()
+        pending = b""
+        for chunk in content.chunks():
+            if content.on_chunk is not None:
+                content.on_chunk(chunk)
+            encoded = session.send_content(chunk)
+            if pending:
+                conn.write(pending)
+            pending = encoded
+            if progress:
+                conn.emit.transfer(encoder.bytes_in, content.size)
+        done = encoder.bytes_in
+        tail = pending + session.end_content(job.final_replies)
+        if progress:
+            if content.size is None or done < content.size:
+                conn.emit.transfer(done, done)
+            conn.emit.end_transfer()
+        return tail
+
+    def _write_held_content(self, after: bytes) -> None:
+        job = self._open
+        assert job is not None
+        self.conn.write(self._held_content_tail() + after)
+        self._open = None
+        self._read_final(job)
+
+    def _read_final(self, job: _Job) -> None:
+        """Read the replies to a job's end of data. Losing the connection here leaves the
+        message's fate unknown: it went out whole."""
+        try:
+            replies = [self.conn.read() for _ in range(job.final_replies)]
+        except (SMTPConnectError, SMTPTimeoutError) as exc:
+            # Lost or silent after the whole message went out: the server may have it.
+            if job.empty_pending:
+                raise
+            job.outcome = _unknown_outcome(exc)
+            raise job.outcome from exc
+        if job.empty_pending:
+            return  # the outcome (recipients refused) was set already
+        job.finish(replies)
+
+    # -- failure -------------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        """RSET after a refused transaction, so the next one starts clean."""
+        conn = self.conn
+        if self.options.send_rset and not conn.closed:
+            reply = conn.command(Command("RSET"))
+            if reply.code != 250:
+                conn.emit.error(ErrorCode.SERVER_ERROR, f"RSET failed: {reply}")
+
+    def _fail_open(self, exc: SMTPError, *jobs: _Job) -> None:
+        """A connection-level error: every job still open gets it. Only the job whose whole
+        message went out has an unknown outcome; the others surely were not delivered."""
+        self.broken = self.conn.closed
+        held = self._open
+        self._open = None
+        plain = exc
+        if exc.code == ErrorCode.UNKNOWN_OUTCOME and isinstance(exc.__cause__, SMTPError):
+            plain = exc.__cause__
+        for job in (held, *jobs):
+            if job is not None and job.outcome is None:
+                job.outcome = plain
+
+
+def _unknown_outcome(exc: SMTPError) -> SMTPError:
+    return (
+        exc
+        if exc.code == ErrorCode.UNKNOWN_OUTCOME
+        else type(exc)(
+            "the connection was lost after the end of data, before the server's reply: the "
+            f"message may or may not have been accepted ({exc.message})",
+            code=ErrorCode.UNKNOWN_OUTCOME,
+        )
+    )
+
+
 def deliver(
     conn: Connection, envelope: Envelope, content: Content, options: DeliveryOptions
 ) -> SendResult:
     """Run one transaction. Returns the result, or raises an `SMTPError` subclass."""
-    params = mail_parameters(conn, content, options)
-    pipelining = options.pipelining and "PIPELINING" in conn.session.extensions
-    mail = Command(options.mail_verb, (f"FROM:<{envelope.sender}>", *params))
-    rcpts = [
-        Command("RCPT", (f"TO:<{r.address}>", *rcpt_parameters(conn, r.address, options)))
-        for r in envelope.recipients
-    ]
-    if not envelope.recipients:
-        raise SMTPError("the message has no recipients", code=ErrorCode.MISSING_PROPERTY)
-    data_reply: Reply | None = None
-    if pipelining:
-        replies = conn.pipeline([mail, *rcpts, Command("DATA")])
-        mail_reply, rcpt_replies, data_reply = replies[0], replies[1:-1], replies[-1]
-    else:
-        mail_reply = conn.command(mail)
-        if mail_reply.code // 100 != 2:
-            _reset(conn, options)
-            raise SMTPResponseError(
-                f"the server refused the sender <{envelope.sender}>",
-                code=ErrorCode.SENDER_REFUSED,
-                reply=mail_reply,
-            )
-        rcpt_replies = [conn.command(c) for c in rcpts]
-
-    accepted: list[str] = []
-    rejected: dict[str, Reply] = {}
-    aborting: dict[str, Reply] = {}
-    for recipient, reply in zip(envelope.recipients, rcpt_replies, strict=True):
-        if reply.code in (250, 251):
-            accepted.append(recipient.address)
-            continue
-        rejected[recipient.address] = reply
-        if options.stop_on.get(recipient.recipient_type, True):
-            aborting[recipient.address] = reply
-
-    failure: SMTPError | None = None
-    if mail_reply.code // 100 != 2:
-        failure = SMTPResponseError(
-            f"the server refused the sender <{envelope.sender}>",
-            code=ErrorCode.SENDER_REFUSED,
-            reply=mail_reply,
-        )
-    elif aborting or not accepted:
-        which = aborting or rejected
-        failure = SMTPRecipientsRefused(
-            f"the server refused {len(which)} recipient(s): {', '.join(which)}",
-            rejected,
-            reply=next(iter(which.values()), None),
-        )
-    if failure is not None:
-        if data_reply is not None and data_reply.code == 354:
-            # RFC 2920 §3.1: DATA was accepted with nobody to deliver to; end it empty.
-            with contextlib.suppress(SMTPResponseError):
-                conn.send_content((), 0, progress=False)
-        _reset(conn, options)
-        raise failure
-
-    for address, reply in rejected.items():
-        conn.emit.error(ErrorCode.RECIPIENTS_REFUSED, f"recipient <{address}> refused: {reply}")
-
-    if data_reply is None:
-        data_reply = conn.command(Command("DATA"))
-    if data_reply.code != 354:
-        _reset(conn, options)
-        raise SMTPResponseError(
-            "the server refused DATA", code=ErrorCode.DATA_REFUSED, reply=data_reply
-        )
-    final = conn.send_content(
-        content.chunks(), content.size, progress=content.has_body, on_chunk=content.on_chunk
-    )
-    if final.code // 100 != 2:
-        raise SMTPResponseError(
-            "the server refused the message", code=ErrorCode.MESSAGE_REFUSED, reply=final
-        )
-    return SendResult(accepted, rejected, final, content.message_id)
-
-
-def _reset(conn: Connection, options: DeliveryOptions) -> None:
-    """RSET after a failed transaction, so the next one starts clean."""
-    if options.send_rset and not conn.closed:
-        reply = conn.command(Command("RSET"))
-        if reply.code != 250:
-            conn.emit.error(ErrorCode.SERVER_ERROR, f"RSET failed: {reply}")
+    pipeline = Pipeline(conn, options)
+    job = pipeline.run(envelope, content)
+    pipeline.flush()
+    outcome = job.outcome
+    if isinstance(outcome, SMTPError):
+        raise outcome
+    assert outcome is not None
+    return outcome

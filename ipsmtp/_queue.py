@@ -115,38 +115,52 @@ def _transient(exc: SMTPError) -> bool:
 
 
 def process(
-    queue_dir: str, send: Callable[[str], SendResult], *, keep: bool = False
+    queue_dir: str,
+    send: Callable[[list[str]], list[SendResult]],
+    *,
+    keep: bool = False,
+    batch: int = 32,
 ) -> QueueReport:
-    """Claim and send every ``.queued`` file in `queue_dir`, oldest first."""
+    """Claim and send every ``.queued`` file in `queue_dir`, oldest first, `batch` at a time
+    (`send` gets the claimed ``.sending`` paths and returns one result each, in order)."""
     if not os.path.isdir(queue_dir):
         raise SMTPError(
             f"the queue directory {queue_dir} does not exist", code=ErrorCode.FILE_ERROR
         )
     report = QueueReport()
-    for name in sorted(os.listdir(queue_dir)):
-        if not name.endswith(".queued"):
+    names = sorted(n for n in os.listdir(queue_dir) if n.endswith(".queued"))
+    for start in range(0, len(names), batch):
+        claimed: list[str] = []
+        for name in names[start : start + batch]:
+            base = os.path.join(queue_dir, name[: -len(".queued")])
+            try:
+                os.rename(base + ".queued", base + ".sending")
+            except FileNotFoundError:
+                continue  # another process claimed it first
+            claimed.append(base)
+        if not claimed:
             continue
-        base = os.path.join(queue_dir, name[: -len(".queued")])
-        sending = base + ".sending"
-        try:
-            os.rename(base + ".queued", sending)
-        except FileNotFoundError:
-            continue  # another process claimed it first
-        try:
-            send(sending)
-        except SMTPError as exc:
-            os.rename(sending, base + ".failed")
-            reason = f"{exc.code} {type(exc).__name__}: {exc}\n"
-            with open(base + ".error", "w", encoding="utf-8") as f:
-                f.write(reason)
-            report.failed[base + ".failed"] = reason.strip()
-            if _transient(exc):
-                report.transient.append(base + ".failed")
-            continue
+        results = send([base + ".sending" for base in claimed])
+        for base, result in zip(claimed, results, strict=True):
+            _finish(base, result, keep, report)
+    return report
+
+
+def _finish(base: str, result: SendResult, keep: bool, report: QueueReport) -> None:
+    """Delete (or keep as .sent) a message the server accepted; set aside any other."""
+    error = result.error
+    if error is None:
         if keep:
-            os.rename(sending, base + ".sent")
+            os.rename(base + ".sending", base + ".sent")
             report.sent.append(base + ".sent")
         else:
-            os.unlink(sending)
+            os.unlink(base + ".sending")
             report.sent.append(base + ".queued")
-    return report
+        return
+    os.rename(base + ".sending", base + ".failed")
+    reason = f"{error.code} {type(error).__name__}: {error}\n"
+    with open(base + ".error", "w", encoding="utf-8") as f:
+        f.write(reason)
+    report.failed[base + ".failed"] = reason.strip()
+    if _transient(error):
+        report.transient.append(base + ".failed")

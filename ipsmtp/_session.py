@@ -72,6 +72,7 @@ class State(Enum):
     RCPT = "RCPT"  # at least one RCPT TO sent
     DATA = "DATA"  # DATA sent: nothing may follow until its 354
     CONTENT = "CONTENT"  # 354 received: message content is being sent
+    BDAT = "BDAT"  # a BDAT chunk without LAST was sent: more chunks (or RSET) follow
     AUTH = "AUTH"  # AUTH sent: waiting for a 334 challenge or the outcome
     AUTH_RESPONSE = "AUTH_RESPONSE"  # 334 received: the SASL response line comes next
     STARTTLS = "STARTTLS"  # STARTTLS sent: nothing may follow until its reply
@@ -114,6 +115,7 @@ ALLOWED: Final[dict[State, frozenset[str]]] = {
     State.RCPT: frozenset({"RCPT", "DATA", "BDAT"}) | _ANYTIME,
     State.DATA: frozenset(),
     State.CONTENT: frozenset(),
+    State.BDAT: frozenset({"BDAT"}) | _ANYTIME,
     State.AUTH: frozenset(),
     State.AUTH_RESPONSE: frozenset(),
     State.STARTTLS: frozenset(),
@@ -140,6 +142,9 @@ _AFTER_SEND: Final[dict[str, State]] = {
 GREETING: Final = Command("<greeting>")
 END_OF_DATA: Final = Command("<end of data>")
 AUTH_RESPONSE: Final = Command("<auth response>")
+# LMTP (RFC 2033 §4.2) answers the end of data once per accepted recipient: the first reply
+# pairs with END_OF_DATA (or the last BDAT), each further one with this placeholder.
+LMTP_REPLY: Final = Command("<lmtp recipient reply>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,8 +256,10 @@ class Session:
             )
         return self._encoder.encode(chunk)
 
-    def end_content(self) -> bytes:
-        """The bytes that end the content; the reply to them comes as an `END_OF_DATA` exchange."""
+    def end_content(self, replies: int = 1) -> bytes:
+        """The bytes that end the content. Its reply comes as an `END_OF_DATA` exchange; with
+        LMTP pass the number of accepted recipients as `replies`, and the further replies come
+        as `LMTP_REPLY` exchanges, in recipient order."""
         if self._encoder is None:
             raise SMTPProtocolError(
                 f"message content cannot end in state {self.state.value}",
@@ -261,8 +268,28 @@ class Session:
         data = self._encoder.finish()
         self._encoder = None
         self.pending.append(END_OF_DATA)
+        self.pending.extend([LMTP_REPLY] * (replies - 1))
         self.state = State.READY  # the next MAIL may follow the dot at once (RFC 2920 §3.1)
         return data
+
+    def send_bdat(self, chunk: bytes, *, last: bool, replies: int = 1) -> bytes:
+        """A BDAT command with its chunk (RFC 3030): the bytes go out exactly as given, so
+        the caller normalises line endings first (unless BINARYMIME was declared). With LMTP,
+        `replies` for the LAST chunk is the number of accepted recipients."""
+        if self.state not in (State.RCPT, State.BDAT):
+            raise SMTPProtocolError(
+                f"BDAT cannot be sent in state {self.state.value}",
+                code=ErrorCode.COMMAND_NOT_ALLOWED,
+            )
+        size = str(len(chunk))
+        command = Command("BDAT", (size, "LAST") if last else (size,))
+        self.pending.append(command)
+        if last:
+            self.pending.extend([LMTP_REPLY] * (replies - 1))
+            self.state = State.READY
+        else:
+            self.state = State.BDAT
+        return command.encode() + chunk
 
     @property
     def content_encoder(self) -> DataEncoder | None:

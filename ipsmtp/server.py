@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import os
+import re
 import ssl
 import threading
 import time
@@ -101,9 +103,19 @@ class SessionRecord:
     id: int
     peer: Any
     commands: list[str] = field(default_factory=list)  # each command line as received
+    command_reads: list[int] = field(default_factory=list)  # the read each command came in
     reads: list[bytes] = field(default_factory=list)  # raw bytes, one entry per read
     tls: bool = False
     closed: bool = False
+
+    @property
+    def flights(self) -> list[list[str]]:
+        """The command verbs grouped by the read they arrived in: what the client wrote
+        together (one list per round trip for a pipelining client)."""
+        groups: dict[int, list[str]] = {}
+        for verb, read in zip(self.verbs, self.command_reads, strict=True):
+            groups.setdefault(read, []).append(verb)
+        return list(groups.values())
 
     @property
     def wire(self) -> bytes:
@@ -128,6 +140,8 @@ class ReceivedMessage:
     tls: bool
     auth_user: str | None
     session_id: int
+    bdat_sizes: list[int] = field(default_factory=list)  # the BDAT chunk sizes, if BDAT
+    rcpt_options_by_address: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def message(self) -> EmailMessage:
@@ -139,40 +153,93 @@ class ReceivedMessage:
 Reply = str | None
 MailCallback = Callable[[str, list[str]], Reply]
 ReceiveCallback = Callable[[ReceivedMessage], Reply]
+DeliverCallback = Callable[[str, ReceivedMessage], Reply]
+
+# The extensions this server implements beyond aiosmtpd, for `Server(features=...)`.
+FEATURES = ("PIPELINING", "CHUNKING", "BINARYMIME", "DSN", "ENHANCEDSTATUSCODES", "REQUIRETLS")
+
+
+_PARAM_FEATURES = {
+    # MAIL parameters aiosmtpd does not know, and the feature that makes each acceptable.
+    "RET": "DSN",
+    "ENVID": "DSN",
+    "REQUIRETLS": "REQUIRETLS",
+    "AUTH": "AUTH",
+    # RCPT parameters.
+    "NOTIFY": "DSN",
+    "ORCPT": "DSN",
+}
+_ENHANCED_PREFIX = re.compile(r"([245])\d\d([ -])(?!\d\.\d{1,3}\.\d{1,3}\b)")
 
 
 class _Protocol(_AioSMTP):
-    """aiosmtpd's SMTP with recording, CRAM-MD5 and XOAUTH2."""
+    """aiosmtpd's SMTP with recording, the extensions aiosmtpd lacks (CHUNKING, BINARYMIME,
+    DSN, ENHANCEDSTATUSCODES, REQUIRETLS, LMTP), CRAM-MD5 and XOAUTH2."""
 
     def __init__(self, owner: Server, handler: Any, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._owner = owner
         self.record = owner._new_session()
         self._recording = False
+        self._received = 0  # bytes handed to the reader so far
+        self._consumed = 0  # bytes the reader gave out so far
+        self._read_ends: list[int] = []  # the stream offset at the end of each read
+        self._plain_replies = True  # greeting and EHLO replies carry no enhanced status
+        self._bdat: bytearray | None = None
+        self._bdat_sizes: list[int] = []
+        self._bdat_failed = False
+        self._extra_mail_options: list[str] = []
+        self._extra_rcpt_options: list[str] = []
+        self._rcpt_options_by_address: dict[str, list[str]] = {}
+
+    # -- recording -------------------------------------------------------------------------
 
     def _record_commands(self) -> None:
-        """Record every command line. aiosmtpd's command loop reads with `readuntil()` and its
-        default separator, while DATA reads with ``b"\r\n"`` and AUTH with `readline()`, so
-        wrapping the default-separator read records exactly the command lines, unknown
-        verbs included."""
+        """Record every command line and the read it arrived in. aiosmtpd's command loop
+        reads with `readuntil()` and its default separator, DATA with ``b"\\r\\n"``, BDAT
+        chunks with `readexactly()` and AUTH with `readline()`: every read is counted so each
+        command can be placed in the stream, and only default-separator lines are commands."""
         reader = self._reader
-        read = reader.readuntil
+        readuntil, readexactly, readline, read = (
+            reader.readuntil,
+            reader.readexactly,
+            reader.readline,
+            reader.read,
+        )
         record = self.record
 
-        async def readuntil(separator: bytes = b"\n") -> bytes:
-            line = await read(separator)
+        async def counted_readuntil(separator: bytes = b"\n") -> bytes:
+            line = await readuntil(separator)
+            self._consumed += len(line)
             if separator == b"\n":
-                text = line.decode("utf-8", "surrogateescape").rstrip("\r\n")
-                record.commands.append(text)
+                record.commands.append(line.decode("utf-8", "surrogateescape").rstrip("\r\n"))
+                record.command_reads.append(bisect.bisect_left(self._read_ends, self._consumed))
             return line
 
-        reader.readuntil = readuntil  # type: ignore[method-assign, assignment]
+        async def counted_readexactly(n: int) -> bytes:
+            data = await readexactly(n)
+            self._consumed += len(data)
+            return data
+
+        async def counted_readline() -> bytes:
+            line = await readline()
+            self._consumed += len(line)
+            return line
+
+        async def counted_read(n: int = -1) -> bytes:
+            data = await read(n)
+            self._consumed += len(data)
+            return data
+
+        reader.readuntil = counted_readuntil  # type: ignore[method-assign, assignment]
+        reader.readexactly = counted_readexactly  # type: ignore[method-assign]
+        reader.readline = counted_readline  # type: ignore[method-assign]
+        reader.read = counted_read  # type: ignore[method-assign]
 
     def data_received(self, data: bytes) -> None:
-        if self._owner.record_wire:
-            self.record.reads.append(bytes(data))
-        else:
-            self.record.reads.append(b"")
+        self.record.reads.append(bytes(data) if self._owner.record_wire else b"")
+        self._received += len(data)
+        self._read_ends.append(self._received)
         super().data_received(data)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -180,6 +247,8 @@ class _Protocol(_AioSMTP):
         if not self._recording:  # connection_made runs again after STARTTLS
             self._recording = True
             self._record_commands()
+        else:
+            self._consumed = self._received  # aiosmtpd dropped the pre-TLS buffer
         self.record.peer = self.session.peer if self.session else None
         upgraded = self.session is not None and bool(self.session.ssl or self._tls_protocol)
         if upgraded or transport.get_extra_info("sslcontext") is not None:
@@ -188,6 +257,150 @@ class _Protocol(_AioSMTP):
     def connection_lost(self, error: Exception | None) -> None:
         self.record.closed = True
         super().connection_lost(error)
+
+    # -- replies ---------------------------------------------------------------------------
+
+    async def push(self, status: str | bytes) -> None:
+        if (
+            isinstance(status, str)
+            and "ENHANCEDSTATUSCODES" in self._owner.features
+            and not self._plain_replies
+        ):
+            # RFC 2034: every reply but the greeting and the EHLO/HELO answer carries an
+            # enhanced status code; aiosmtpd writes none, so the generic X.0.0 is added.
+            status = "\r\n".join(
+                _ENHANCED_PREFIX.sub(lambda m: f"{m[0]}{m[1]}.0.0 ", line, count=1)
+                for line in status.split("\r\n")
+            )
+        await super().push(status)  # type: ignore[type-var]
+
+    # -- greeting ------------------------------------------------------------------------------
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if self._owner.lmtp:
+            await super().push('500 Error: command "EHLO" not recognized (this is LMTP)')
+            return
+        await self._greeted(super().smtp_EHLO(hostname))
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        if self._owner.lmtp:
+            await super().push('500 Error: command "HELO" not recognized (this is LMTP)')
+            return
+        await self._greeted(super().smtp_HELO(hostname))
+
+    async def smtp_LHLO(self, hostname: str) -> None:
+        if not self._owner.lmtp:
+            await self.push('500 Error: command "LHLO" not recognized')
+            return
+        await self._greeted(super().smtp_EHLO(hostname))
+
+    async def _greeted(self, answer: Any) -> None:
+        self._plain_replies = True
+        try:
+            await answer
+        finally:
+            self._plain_replies = False
+
+    # -- MAIL and RCPT parameters ----------------------------------------------------------------
+
+    def _split_params(self, arg: str | None, keyword: str) -> tuple[str | None, list[str]]:
+        """Take the parameters aiosmtpd does not know out of a MAIL/RCPT argument, when the
+        matching feature is on; they are recorded and checked here."""
+        if not arg or ">" not in arg:
+            return arg, []
+        end = arg.index(">") + 1
+        kept, extra = [], []
+        for param in arg[end:].split():
+            name, _, value = param.partition("=")
+            name = name.upper()
+            feature = _PARAM_FEATURES.get(name)
+            if keyword == "FROM:" and name == "BODY" and value.upper() == "BINARYMIME":
+                feature = "BINARYMIME"
+            if feature is not None and (feature in self._owner.features or feature == "AUTH"):
+                extra.append(param.upper() if name != "ENVID" and name != "ORCPT" else param)
+            else:
+                kept.append(param)
+        return " ".join([arg[:end], *kept]), extra
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        cleaned, extra = self._split_params(arg, "FROM:")
+        secure = bool(self._tls_protocol or (self.session and self.session.ssl))
+        if "REQUIRETLS" in (e.upper() for e in extra) and not secure:
+            await self.push("530 5.7.10 REQUIRETLS needs TLS")
+            return
+        self._extra_mail_options = extra
+        await super().smtp_MAIL(cleaned)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        cleaned, extra = self._split_params(arg, "TO:")
+        self._extra_rcpt_options = extra
+        await super().smtp_RCPT(cleaned)
+
+    # -- DATA and BDAT -------------------------------------------------------------------------
+
+    def _binarymime(self) -> bool:
+        return self.envelope is not None and "BODY=BINARYMIME" in self.envelope.mail_options
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if self._binarymime():
+            await self.push("503 5.5.1 BODY=BINARYMIME needs BDAT, not DATA")
+            return
+        await super().smtp_DATA(arg)
+
+    async def smtp_BDAT(self, arg: str | None) -> None:
+        """RFC 3030: ``BDAT <size> [LAST]`` followed by exactly size bytes."""
+        if "CHUNKING" not in self._owner.features:
+            await self.push('500 Error: command "BDAT" not recognized')
+            return
+        words = (arg or "").split()
+        if (
+            not words
+            or not words[0].isdigit()
+            or len(words) > 2
+            or (len(words) == 2 and words[1].upper() != "LAST")
+        ):
+            await self.push("501 5.5.4 Syntax: BDAT <size> [LAST]")
+            return
+        size, last = int(words[0]), len(words) == 2
+        chunk = await self._reader.readexactly(size)  # always read it: keeps the stream in step
+        assert self.envelope is not None
+        if self._bdat is None:
+            self._bdat, self._bdat_sizes, self._bdat_failed = bytearray(), [], False
+        self._bdat_sizes.append(size)
+        if not self.envelope.rcpt_tos or self._bdat_failed:
+            self._bdat_failed = True
+            reply = (
+                "503 5.5.1 no valid recipients"
+                if not self.envelope.rcpt_tos
+                else ("554 5.5.0 the transaction already failed")
+            )
+        elif self.data_size_limit and len(self._bdat) + size > self.data_size_limit:
+            self._bdat_failed = True
+            reply = "552 5.3.4 message too big"
+        else:
+            self._bdat += chunk
+            reply = f"250 2.0.0 {size} octets received"
+        if not last:
+            await self.push(reply)
+            return
+        content, sizes, failed = bytes(self._bdat), self._bdat_sizes, self._bdat_failed
+        self._bdat = None
+        if failed:
+            self._bdat_sizes = []
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push(reply)
+            return
+        self.envelope.content = self.envelope.original_content = content
+        self._bdat_sizes = sizes
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(status)
+
+    async def smtp_RSET(self, arg: str) -> None:
+        self._bdat = None
+        self._bdat_sizes = []
+        self._rcpt_options_by_address = {}
+        await super().smtp_RSET(arg)
 
     async def smtp_EXPN(self, arg: str | None) -> None:
         members = self._owner.mailing_lists.get((arg or "").strip().lower())
@@ -251,7 +464,9 @@ class _Handler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
-        extra = [f"250-{keyword}" for keyword in self.owner.extensions]
+        tls = bool(server._tls_protocol or session.ssl)
+        features = [f for f in FEATURES if f in self.owner.features and (f != "REQUIRETLS" or tls)]
+        extra = [f"250-{keyword}" for keyword in (*features, *self.owner.extensions)]
         # aiosmtpd announces a bare "AUTH" when every mechanism is excluded: drop it.
         rest = [line for line in responses[1:] if line.strip() not in ("250-AUTH", "250 AUTH")]
         return [responses[0], *extra, *rest]
@@ -264,6 +479,7 @@ class _Handler:
         address: str,
         options: list[str],
     ) -> str:
+        options = [*options, *server._extra_mail_options]
         refusal = self.owner._call(self.owner.on_mail_from, address, options)
         if refusal:
             return refusal
@@ -279,14 +495,18 @@ class _Handler:
         address: str,
         options: list[str],
     ) -> str:
+        options = [*options, *server._extra_rcpt_options]
         refusal = self.owner._call(self.owner.on_rcpt_to, address, options)
         if refusal:
             return refusal
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
+        server._rcpt_options_by_address[address] = options
         return "250 OK"
 
     async def handle_DATA(self, server: _Protocol, session: Session, envelope: Envelope) -> str:
+        """The end of data, after DATA or the last BDAT: record the message and answer once,
+        or (LMTP) once per recipient."""
         auth = session.auth_data
         login = auth.login if isinstance(auth, LoginPassword) else None
         received = ReceivedMessage(
@@ -299,17 +519,36 @@ class _Handler:
             tls=server.record.tls or session.ssl is not None,
             auth_user=login.decode() if isinstance(login, bytes) else login,
             session_id=server.record.id,
+            bdat_sizes=list(server._bdat_sizes)
+            if server._bdat is None and server._bdat_sizes
+            else [],
+            rcpt_options_by_address=dict(server._rcpt_options_by_address),
         )
+        server._bdat_sizes = []
+        server._rcpt_options_by_address = {}
         refusal = self.owner._call(self.owner.on_receive, received)
-        if refusal:
-            return refusal
-        with self.owner._lock:
-            self.owner.messages.append(received)
-            self.owner._arrived.notify_all()
-        return "250 OK: message accepted"
+        if not self.owner.lmtp:
+            if refusal:
+                return refusal
+            self.owner._store(received)
+            return "250 OK: message accepted"
+        replies, delivered = [], []
+        for rcpt in received.rcpt_tos:
+            verdict = refusal or self.owner._call(self.owner.on_deliver, rcpt, received)
+            if verdict:
+                replies.append(verdict)
+            else:
+                delivered.append(rcpt)
+                replies.append(f"250 2.1.5 <{rcpt}> delivered")
+        if delivered:
+            received.rcpt_tos = delivered
+            self.owner._store(received)
+        return "\r\n".join(replies)
 
 
 class Server:
+    ALL_FEATURES = FEATURES
+
     """A recording SMTP server in a background thread. Use as a context manager, or call
     `start()` and `stop()`.
 
@@ -323,7 +562,13 @@ class Server:
         auth_require_tls: offer AUTH only after TLS (default True when a TLS context is given).
         auth_mechanisms: the SASL mechanisms to offer (default: PLAIN, LOGIN, CRAM-MD5,
             XOAUTH2).
-        extensions: extra EHLO keywords to announce (e.g. ``["PIPELINING"]``).
+        features: extensions to implement and announce, from `FEATURES`: PIPELINING,
+            CHUNKING (BDAT), BINARYMIME, DSN, ENHANCEDSTATUSCODES, REQUIRETLS (after TLS);
+            ``Server.ALL_FEATURES`` names them all.
+        lmtp: speak LMTP (RFC 2033): LHLO, and one reply per recipient after the data.
+        on_deliver: with LMTP, ``(recipient, ReceivedMessage) -> None | "5xx reply"``.
+        extensions: extra EHLO keywords to announce without implementing them (for tests of
+            a client's reaction).
         mailing_lists: name → member addresses, answered to EXPN.
         on_mail_from, on_rcpt_to: ``(address, options) -> None | "5xx reply"``.
         on_receive: ``(ReceivedMessage) -> None | "5xx reply"`` at the end of data.
@@ -344,6 +589,9 @@ class Server:
         auth_require_tls: bool | None = None,
         auth_required: bool = False,
         auth_mechanisms: Iterable[str] | None = None,
+        features: Iterable[str] = (),
+        lmtp: bool = False,
+        on_deliver: DeliverCallback | None = None,
         extensions: Iterable[str] = (),
         mailing_lists: dict[str, list[str]] | None = None,
         on_mail_from: MailCallback | None = None,
@@ -368,6 +616,12 @@ class Server:
         self.auth_mechanisms = (
             None if auth_mechanisms is None else [m.upper() for m in auth_mechanisms]
         )
+        self.features = frozenset(f.upper() for f in features)
+        unknown = self.features - set(FEATURES)
+        if unknown:
+            raise ValueError(f"unknown features {sorted(unknown)}; choose from {FEATURES}")
+        self.lmtp = lmtp
+        self.on_deliver = on_deliver
         self.extensions = list(extensions)
         self.mailing_lists = {k.lower(): list(v) for k, v in (mailing_lists or {}).items()}
         self.on_mail_from = on_mail_from
@@ -492,6 +746,11 @@ class Server:
             if expected is not None and hmac.compare_digest(expected, password):
                 return AuthResult(success=True, auth_data=data)
         return AuthResult(success=False, handled=False)
+
+    def _store(self, received: ReceivedMessage) -> None:
+        with self._lock:
+            self.messages.append(received)
+            self._arrived.notify_all()
 
     def _call(self, callback: Callable[..., Reply] | None, *args: Any) -> Reply:
         if callback is None:
