@@ -298,10 +298,9 @@ class SMTP:
     @property
     def message_headers_string(self) -> str:
         """The same headers as folded text, as they go on the wire."""
-        data = self._compose().data
-        end = data.find(b"\r\n\r\n")
-        block = data[: end + 2] if end >= 0 else data
-        return block.decode("utf-8", "replace")
+        head = self._compose().head
+        return head[:-2].decode("utf-8", "replace") if head.endswith(b"\r\n\r\n") else \
+            head.decode("utf-8", "replace")
 
     MessageHeadersString = message_headers_string
 
@@ -777,9 +776,20 @@ class SMTP:
                 envelope = self._property_envelope()
                 composed = self._compose()
                 has_body = bool(p.message_text or p.message_html or p.attachments)
-                content = self._memory_content(
-                    composed.data, envelope, composed.message_id, has_body
-                )
+                if composed.streamed:  # attachments are read as they are sent
+                    content = Content(
+                        composed.chunks,
+                        composed.size,
+                        False,
+                        needs_smtputf8=needs_smtputf8(_envelope_addresses(envelope)),
+                        message_id=composed.message_id,
+                        has_body=has_body,
+                        on_chunk=self._remember_chunk,
+                    )
+                else:
+                    content = self._memory_content(
+                        composed.data, envelope, composed.message_id, has_body
+                    )
             return self._transact(envelope, content, verb)
 
     def send_message(self, msg: EmailMessage) -> SendResult:
@@ -1018,9 +1028,10 @@ class SMTP:
                     )
                 envelope = self._property_envelope()
                 composed = self._compose()
-                data, message_id = composed.data, composed.message_id
+                entry = QueueEntry(envelope.sender, envelope.recipients, composed.message_id)
+                return write_entry(os.fspath(queue_dir), entry, composed.chunks())
             entry = QueueEntry(envelope.sender, envelope.recipients, message_id)
-            return write_entry(os.fspath(queue_dir), entry, data)
+            return write_entry(os.fspath(queue_dir), entry, [data])
 
     def process_queue(self, queue_dir: str | os.PathLike[str]) -> QueueReport:
         """Send every ``.queued`` message in `queue_dir` over one connection, pipelined like

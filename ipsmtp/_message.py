@@ -21,13 +21,15 @@ instead of UTF-8.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import mimetypes
 import os
 import re
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy as email_policy
@@ -83,12 +85,68 @@ class ComposeOptions:
 
 
 @dataclass(frozen=True)
-class Composed:
-    """A message ready for DATA: its bytes (LF or CRLF line endings), headers and Message-ID."""
+class FileBody:
+    """An attachment's body: the file, base64-encoded as it is read, 76 characters a line."""
 
-    data: bytes
+    path: str
+    size: int  # the file's size in bytes
+
+    READ = 57 * 1024  # 57 bytes make one 76-character base64 line: chunks end on a line
+
+    @property
+    def encoded_size(self) -> int:
+        encoded = 4 * ((self.size + 2) // 3)
+        lines = (encoded + 75) // 76
+        return encoded + 2 * lines
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            with open(self.path, "rb") as f:
+                while block := f.read(self.READ):
+                    yield base64.encodebytes(block).replace(b"\n", b"\r\n")
+        except OSError as exc:
+            raise SMTPError(
+                f"cannot read attachment {self.path}: {exc.strerror or exc}",
+                code=ErrorCode.FILE_ERROR,
+            ) from exc
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A message ready for DATA: its parts in order (bytes, or an attachment to stream), its
+    headers and Message-ID. Only `FileBody` parts are read from disk, when sent."""
+
+    parts: tuple[bytes | FileBody, ...]
     headers: list[Header]
     message_id: str
+
+    @property
+    def streamed(self) -> bool:
+        return any(isinstance(part, FileBody) for part in self.parts)
+
+    @property
+    def size(self) -> int:
+        return sum(p.encoded_size if isinstance(p, FileBody) else len(p) for p in self.parts)
+
+    @property
+    def head(self) -> bytes:
+        """The header block, up to and including the empty line."""
+        first = self.parts[0] if self.parts else b""
+        assert isinstance(first, bytes)
+        end = first.find(b"\r\n\r\n")
+        return first[: end + 4] if end >= 0 else first
+
+    @property
+    def data(self) -> bytes:
+        """The whole message in memory (reads the attachments)."""
+        return b"".join(self.chunks())
+
+    def chunks(self) -> Iterator[bytes]:
+        for part in self.parts:
+            if isinstance(part, FileBody):
+                yield from part.chunks()
+            else:
+                yield part
 
 
 def new_message_id(domain: str, algorithm: str = "SHA1") -> str:
@@ -211,7 +269,9 @@ def computed_headers(
 def compose(props: Properties, options: ComposeOptions, *, local_host: str) -> Composed:
     """Build the message the properties describe. Raises `SMTPError` when it cannot be built."""
     if props.message:
-        return Composed(props.message, _headers_of(props.message), message_id_of(props.message))
+        return Composed(
+            (props.message,), _headers_of(props.message), message_id_of(props.message)
+        )
     other = props.other_headers
     body_charset = options.charset or "utf-8"
     if other.replace("\r\n", "\n").startswith("\n"):
@@ -220,7 +280,7 @@ def compose(props: Properties, options: ComposeOptions, *, local_host: str) -> C
         head = "".join(fold_header(n, v, options) for n, v in pairs)
         data = head.encode("utf-8") + b"\r\n" + props.message_text.encode(body_charset)
         message_id = next((v for n, v in pairs if n.lower() == "message-id"), "")
-        return Composed(data, [Header(n, v) for n, v in pairs], message_id)
+        return Composed((data,), [Header(n, v) for n, v in pairs], message_id)
 
     message_id = props.message_id
     if message_id == "*":
@@ -232,18 +292,24 @@ def compose(props: Properties, options: ComposeOptions, *, local_host: str) -> C
     pairs = [(n, v) for n, v in pairs if n.lower() not in extra_names] + extra
     message_id = next((v for n, v in pairs if n.lower() == "message-id"), "")
 
+    body: list[bytes | FileBody]
     if "content-type" in extra_names:
-        body = props.message_text.encode(body_charset)
-        _refuse_long_lines(body)
+        text = props.message_text.encode(body_charset)
+        _refuse_long_lines(text)
         mime: list[tuple[str, str]] = []
+        body = [text]
+    elif props.attachments:
+        mime, body = _multipart_with_files(props, options, body_charset)
     else:
-        mime, body = _mime_body(props, options, body_charset)
-        mime = [(n, line) for n, line in mime if n.lower() not in extra_names]
+        mime, text = _mime_body(props, options, body_charset)
+        body = [text]
+    mime = [(n, line) for n, line in mime if n.lower() not in extra_names]
     head = "".join(fold_header(n, v, options) for n, v in pairs)
     data = head.encode("utf-8") + "".join(mime_line for _, mime_line in mime).encode("ascii")
-    data += b"\r\n" + body
+    first = data + b"\r\n" + (body[0] if body and isinstance(body[0], bytes) else b"")
+    rest = body[1:] if body and isinstance(body[0], bytes) else body
     headers = [Header(n, v) for n, v in pairs] + [Header(n, _unfold(line)) for n, line in mime]
-    return Composed(data, headers, message_id)
+    return Composed((first, *rest), headers, message_id)
 
 
 def _unfold(folded: str) -> str:
@@ -265,16 +331,24 @@ def _refuse_long_lines(body: bytes) -> None:
 def _mime_body(
     props: Properties, options: ComposeOptions, charset: str
 ) -> tuple[list[tuple[str, str]], bytes]:
-    """The MIME headers (name, folded line) and body bytes for the text, HTML and files."""
-    if not (props.message_text or props.message_html or props.attachments):
+    """The MIME headers (name, folded line) and body bytes for the text and HTML."""
+    if not (props.message_text or props.message_html):
         return [], b""
     text = props.message_text
-    if not (props.message_html or props.attachments) and _is_7bit_text(text):
+    if not props.message_html and _is_7bit_text(text):
         # Exactly what EmailMessage.set_content(text, charset="us-ascii", cte="7bit") writes.
         plain = text.replace("\r\n", "\n")
         if not plain.endswith("\n"):
             plain += "\n"
         return _PLAIN_TEXT_HEADERS, plain.replace("\n", "\r\n").encode("ascii")
+    msg = _text_message(props, options, charset)
+    policy = _policy(options)
+    body = msg.as_bytes(policy=policy).partition(b"\r\n\r\n")[2]
+    return [(name, policy.fold(name, value)) for name, value in msg.items()], body
+
+
+def _text_message(props: Properties, options: ComposeOptions, charset: str) -> EmailMessage:
+    """text/plain, text/html, or multipart/alternative with both."""
     policy = _policy(options)
     msg = EmailMessage(policy=policy)
     if props.message_text or not props.message_html:
@@ -286,10 +360,31 @@ def _mime_body(
             msg.attach(html)
     else:
         _set_text(msg, props.message_html, charset, "html")
+    return msg
+
+
+def _multipart_with_files(
+    props: Properties, options: ComposeOptions, charset: str
+) -> tuple[list[tuple[str, str]], list[bytes | FileBody]]:
+    """multipart/mixed: the text part(s), then each file, base64-encoded while it is sent.
+
+    The email package writes every header (part headers, RFC 2231 file names); the files'
+    bodies are never held in memory. The boundary is random; base64 never contains "-", so
+    it cannot occur in an attachment.
+    """
+    policy = _policy(options)
+    boundary = f"=_ipsmtp_{uuid.uuid4().hex}"
+    top = [
+        ("MIME-Version", "MIME-Version: 1.0\r\n"),
+        ("Content-Type", f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n'),
+    ]
+    delimiter = f"--{boundary}\r\n".encode()
+    parts: list[bytes | FileBody] = [b"This is a multi-part message in MIME format.\r\n"]
+    if props.message_text or props.message_html:
+        parts.append(delimiter + _text_message(props, options, charset).as_bytes(policy=policy))
     for path in props.attachments:
         try:
-            with open(path, "rb") as f:
-                content = f.read()
+            size = os.stat(path).st_size
         except OSError as exc:
             raise SMTPError(
                 f"cannot read attachment {path}: {exc.strerror or exc}", code=ErrorCode.FILE_ERROR
@@ -297,12 +392,15 @@ def _mime_body(
         ctype, encoding = mimetypes.guess_type(path)
         if ctype is None or encoding is not None:
             ctype = "application/octet-stream"
-        maintype, subtype = ctype.split("/", 1)
-        msg.add_attachment(
-            content, maintype=maintype, subtype=subtype, filename=os.path.basename(path)
-        )
-    body = msg.as_bytes(policy=policy).partition(b"\r\n\r\n")[2]
-    return [(name, policy.fold(name, value)) for name, value in msg.items()], body
+        part = EmailMessage(policy=policy)
+        part["Content-Type"] = ctype
+        part["Content-Transfer-Encoding"] = "base64"
+        part.add_header("Content-Disposition", "attachment", filename=os.path.basename(path))
+        head = "".join(policy.fold(name, value) for name, value in part.items())
+        parts.append(delimiter + head.encode("ascii") + b"\r\n")
+        parts.append(FileBody(path, size))
+    parts.append(f"--{boundary}--\r\n".encode())
+    return top, parts
 
 
 _PLAIN_TEXT_HEADERS = [

@@ -23,7 +23,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO
@@ -53,8 +53,9 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def write_entry(queue_dir: str, entry: QueueEntry, data: bytes) -> str:
-    """Write `data` and its envelope atomically; return the path of the ``.queued`` file."""
+def write_entry(queue_dir: str, entry: QueueEntry, chunks: Iterable[bytes]) -> str:
+    """Write the message (`chunks`) and its envelope atomically; return the path of the
+    ``.queued`` file."""
     if not os.path.isdir(queue_dir):
         raise SMTPError(
             f"the queue directory {queue_dir} does not exist", code=ErrorCode.FILE_ERROR
@@ -75,7 +76,8 @@ def write_entry(queue_dir: str, entry: QueueEntry, data: bytes) -> str:
         with open(temp, "wb") as f:
             f.write(MAGIC)
             f.write(json.dumps(meta, ensure_ascii=False).encode("utf-8") + b"\n")
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, final)

@@ -73,3 +73,44 @@ def test_60mb_send_file_arrives_whole_in_bounded_memory(
     assert hashlib.sha256(received.data).digest() == hashlib.sha256(original).digest()
     assert report["peak_mb"] < MEMORY_BOUND_MB, report
     assert report["transfers"] > 100 and report["last_percent"] == 100
+
+
+ATTACHING_SENDER = r"""
+import json, sys
+from ipsmtp import SMTP
+
+def peak_kb():
+    with open("/proc/self/status") as f:
+        return int(next(l.split()[1] for l in f if l.startswith("VmHWM")))
+
+smtp = SMTP(mail_server="127.0.0.1", mail_port=int(sys.argv[1]), from_="a@example.com",
+            send_to="b@example.com", subject="attached", message_text="see attached",
+            attachments=[sys.argv[2]])
+result = smtp.send()
+print(json.dumps({"ok": result.ok, "peak_mb": peak_kb() / 1024}))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_a_large_attachment_is_streamed(make_server: Callable[..., Server], tmp_path: Path) -> None:
+    path = tmp_path / "data.bin"
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(30):
+            f.write(block)
+    server = make_server(
+        features=["PIPELINING", "CHUNKING"], record_wire=False, data_size_limit=2 * SIZE
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", ATTACHING_SENDER, str(server.port), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["ok"]
+    assert report["peak_mb"] < MEMORY_BOUND_MB, report
+    [received] = server.messages
+    attachment = next(iter(received.message.iter_attachments()))
+    assert attachment.get_content() == path.read_bytes()
