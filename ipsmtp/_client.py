@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import os
 import platform
@@ -21,9 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from email.message import EmailMessage
 from email.message import Message as MailMessage
-from email.parser import BytesHeaderParser
 from email.policy import SMTP as SMTP_POLICY
-from email.policy import default as default_policy
 from typing import IO, Any, Generic, TypeVar, overload
 from urllib.parse import urlsplit
 
@@ -33,7 +32,15 @@ from . import sasl, signals
 from ._addresses import parse_address, parse_address_list
 from ._config import ConfigStore, Setting, format_value, lookup
 from ._connection import Connection, ConnectOptions, TLSMode
-from ._delivery import Content, DeliveryOptions, Envelope, Pipeline, deliver, in_memory
+from ._delivery import (
+    Content,
+    DeliveryOptions,
+    Envelope,
+    NotSent,
+    Pipeline,
+    deliver,
+    in_memory,
+)
 from ._enums import AuthMechanism, FirewallType, RecipientType, SSLStartMode
 from ._errors import (
     ErrorCode,
@@ -43,7 +50,14 @@ from ._errors import (
     SMTPTLSError,
 )
 from ._events import Emitter
-from ._message import Composed, ComposeOptions, compose, message_id_of, needs_smtputf8
+from ._message import (
+    Composed,
+    ComposeOptions,
+    RawHeaders,
+    compose,
+    message_id_of,
+    needs_smtputf8,
+)
 from ._properties import Firewall, Properties, local_ip_literal
 from ._queue import QueueEntry, process, read_entry, write_entry
 from ._reply import Reply
@@ -299,8 +313,11 @@ class SMTP:
     def message_headers_string(self) -> str:
         """The same headers as folded text, as they go on the wire."""
         head = self._compose().head
-        return head[:-2].decode("utf-8", "replace") if head.endswith(b"\r\n\r\n") else \
-            head.decode("utf-8", "replace")
+        return (
+            head[:-2].decode("utf-8", "replace")
+            if head.endswith(b"\r\n\r\n")
+            else head.decode("utf-8", "replace")
+        )
 
     MessageHeadersString = message_headers_string
 
@@ -667,7 +684,8 @@ class SMTP:
         )
 
     def _property_envelope(
-        self, headers: MailMessage | Callable[[], MailMessage] | None = None
+        self,
+        headers: MailMessage | RawHeaders | Callable[[], MailMessage | RawHeaders] | None = None,
     ) -> Envelope:
         """MAIL FROM and RCPT TO from the properties; where those are empty, from `headers`
         (a message, or a function that parses one only when it is needed)."""
@@ -712,15 +730,24 @@ class SMTP:
         self._transfer_chunk = chunk
 
     def _memory_content(
-        self, data: bytes, envelope: Envelope, message_id: str, has_body: bool = True
+        self,
+        data: bytes,
+        envelope: Envelope,
+        message_id: str,
+        has_body: bool = True,
+        headers: RawHeaders | None = None,
     ) -> Content:
+        if headers is not None:
+            binary = (headers.get("Content-Transfer-Encoding") or "").strip().lower() == "binary"
+        else:
+            binary = _declares_binary(data)
         return in_memory(
             data,
             needs_smtputf8=needs_smtputf8(_envelope_addresses(envelope)),
             message_id=message_id,
             has_body=has_body,
             on_chunk=self._remember_chunk,
-            binary=_declares_binary(data),
+            binary=binary,
         )
 
     def _transact(self, envelope: Envelope, content: Content, verb: str = "MAIL") -> SendResult:
@@ -873,8 +900,10 @@ class SMTP:
         def prepare() -> tuple[Envelope, Content]:
             if isinstance(item, bytes | bytearray):
                 data = bytes(item)
-                envelope = _message_envelope(_parse_headers(data), self._props.return_path)
-                return envelope, self._memory_content(data, envelope, message_id_of(data))
+                headers = _parse_headers(data)  # one scan serves the envelope, id and encoding
+                envelope = _message_envelope(headers, self._props.return_path)
+                message_id = (headers.get("Message-ID") or "").strip()
+                return envelope, self._memory_content(data, envelope, message_id, True, headers)
             envelope = _message_envelope(item, self._props.return_path)
             data = _flatten(item, needs_smtputf8(_envelope_addresses(envelope)))
             message_id = str(item.get("Message-ID", "")).strip()
@@ -886,7 +915,10 @@ class SMTP:
         self, jobs: Iterable[Callable[[], tuple[Envelope, Content]]]
     ) -> list[SendResult]:
         """Run prepared transactions on one connection (a new one after a lost connection);
-        one result per job, in order. Connects and disconnects unless already connected."""
+        one result per job, in order. Connects and disconnects unless already connected.
+
+        Each message is prepared (headers read, commands built) before the replies to the
+        previous write are read, so the client works while the server does."""
         opened_here = not self.connected
         pipeline: Pipeline | None = None
         started: list[Any] = []  # a pipeline job, or the SMTPError that stopped it early
@@ -895,16 +927,32 @@ class SMTP:
                 try:
                     envelope, content = prepare()
                     self._check_size(content.size)
-                    if pipeline is None or pipeline.broken or pipeline.conn.closed:
-                        pipeline = Pipeline(self._open(), self._delivery_options())
-                    started.append(pipeline.run(envelope, content))
                 except SMTPError as exc:
-                    if isinstance(exc, SMTPInterrupted):
-                        raise
-                    if pipeline is not None and pipeline.conn.closed:
-                        self._conn = None
-                        pipeline = None
                     started.append(exc)
+                    continue
+                for _attempt in range(2):
+                    job = None
+                    try:
+                        if pipeline is None or pipeline.conn.closed:
+                            pipeline = Pipeline(self._open(), self._delivery_options())
+                        job = pipeline.job(envelope, content)
+                        if job.outcome is None:
+                            pipeline.submit(job)
+                    except NotSent:
+                        pipeline = None  # the connection died behind the previous message
+                        self._conn = None
+                        continue
+                    except SMTPError as exc:
+                        if isinstance(exc, SMTPInterrupted):
+                            raise
+                        if pipeline is None or pipeline.conn.closed:
+                            self._conn = None
+                        if job is not None and job.outcome is None:
+                            job.outcome = exc
+                        started.append(exc if job is None else job)
+                        break
+                    started.append(job)
+                    break
             if pipeline is not None and not pipeline.conn.closed:
                 try:
                     pipeline.flush()
@@ -1111,8 +1159,9 @@ def _proxy_from_environment(host: str) -> ProxySettings | None:
     return ProxySettings(kind, parts.hostname, port, parts.username or "", parts.password or "")
 
 
-def _parse_headers(data: bytes) -> MailMessage:
-    return BytesHeaderParser(policy=default_policy).parsebytes(_header_block_of(data))
+def _parse_headers(data: bytes) -> RawHeaders:
+    """The header fields of a raw message, for its envelope (a scan, not a full parse)."""
+    return RawHeaders(data)
 
 
 def _header_block_of(data: bytes) -> bytes:
@@ -1134,7 +1183,7 @@ def _read_header_block(stream: IO[bytes]) -> bytes:
     return bytes(buf)
 
 
-def _header_recipients(headers: MailMessage) -> list[Recipient]:
+def _header_recipients(headers: MailMessage | RawHeaders) -> list[Recipient]:
     out: list[Recipient] = []
     for name, kind in (
         ("To", RecipientType.TO),
@@ -1142,14 +1191,20 @@ def _header_recipients(headers: MailMessage) -> list[Recipient]:
         ("Bcc", RecipientType.BCC),
     ):
         for value in headers.get_all(name, []):
-            out.extend(
-                Recipient(m.address, kind, m.display_name)
-                for m in parse_address_list(str(value), name)
-            )
+            out.extend(_recipients(str(value), kind))
     return out
 
 
-def _message_envelope(headers: MailMessage, return_path: str) -> Envelope:
+@functools.lru_cache(maxsize=1024)
+def _recipients(value: str, kind: RecipientType) -> tuple[Recipient, ...]:
+    """The recipients of one address header (cached like the parse it rests on)."""
+    return tuple(
+        Recipient(m.address, kind, m.display_name)
+        for m in parse_address_list(value, kind.name.capitalize())
+    )
+
+
+def _message_envelope(headers: MailMessage | RawHeaders, return_path: str) -> Envelope:
     sender_text = return_path or str(headers.get("Sender") or headers.get("From") or "")
     if sender_text.strip() == "<>":
         sender = ""

@@ -382,7 +382,9 @@ class Connection:
             event = session.next_event()
             if event is not NEED_DATA:
                 reply = event.reply
-                self._trace_reply(reply)
+                self.last_reply = reply
+                if pi_trail.receivers:
+                    self._trace_reply(reply)
                 if reply.code == 421 and event.command.name != "QUIT":
                     self.close()
                     raise SMTPResponseError(
@@ -398,9 +400,6 @@ class Connection:
             session.receive_data(self.transport.recv())
 
     def _trace_reply(self, reply: Reply) -> None:
-        self.last_reply = reply
-        if not self.emit_trace:
-            return
         lines = reply.lines or (reply.text,)
         last = len(lines) - 1
         for i, line in enumerate(lines):

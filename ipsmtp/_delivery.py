@@ -58,10 +58,12 @@ from ._reply import Reply
 from ._values import Recipient, SendResult
 from ._wire import Command, xtext
 
-__all__ = ["Content", "DeliveryOptions", "Envelope", "Pipeline", "deliver", "in_memory"]
+__all__ = ["Content", "DeliveryOptions", "Envelope", "NotSent", "Pipeline", "deliver", "in_memory"]
 
 CHUNK = 65536  # content slice for in-memory messages (one Transfer signal each)
+_DATA = Command("DATA")
 SINGLE_FLIGHT_LIMIT = 4 << 20  # at most this much content in the first flight with BDAT
+RIDE_LIMIT = 256 << 10  # larger content ends before the next message's commands are sent
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,9 @@ def mail_parameters(conn: Connection, content: Content, options: DeliveryOptions
     its SIZE, needing SMTPUTF8 or BINARYMIME it lacks, or REQUIRETLS without TLS.
     """
     ext = conn.session.extensions
+    keywords = ext.keywords  # upper-case keyword -> parameters; tested directly, it is hot
     params: list[str] = []
-    if content.size is not None and "SIZE" in ext:
+    if content.size is not None and "SIZE" in keywords:
         limit = ext.size_limit
         if limit is not None and content.size > limit:
             raise SMTPError(
@@ -146,14 +149,14 @@ def mail_parameters(conn: Connection, content: Content, options: DeliveryOptions
             )
         params.append(f"SIZE={content.size}")
     if content.binary:
-        if not (_chunking(conn, options) and "BINARYMIME" in ext):
+        if not (_chunking(conn, options) and "BINARYMIME" in keywords):
             raise SMTPError(
                 "the message declares binary content (Content-Transfer-Encoding: binary), "
                 "which needs the server's BINARYMIME and CHUNKING (RFC 3030)",
                 code=ErrorCode.NOT_SUPPORTED,
             )
         params.append("BODY=BINARYMIME")
-    elif content.eight_bit is not False and options.use_8bitmime and "8BITMIME" in ext:
+    elif content.eight_bit is not False and options.use_8bitmime and "8BITMIME" in keywords:
         params.append("BODY=8BITMIME")
     elif content.eight_bit:
         conn.emit.info(
@@ -161,20 +164,20 @@ def mail_parameters(conn: Connection, content: Content, options: DeliveryOptions
             conn.session.tls,
         )
     if content.needs_smtputf8:
-        if not (options.use_smtputf8 and "SMTPUTF8" in ext):
+        if not (options.use_smtputf8 and "SMTPUTF8" in keywords):
             raise SMTPError(
                 "the message needs SMTPUTF8 (an address is not ASCII) but the server does not "
                 "offer it" + ("" if options.use_smtputf8 else " (UseSMTPUTF8 is false)"),
                 code=ErrorCode.NOT_SUPPORTED,
             )
         params.append("SMTPUTF8")
-    if "DSN" in ext:
+    if "DSN" in keywords:
         if options.dsn_return:
             params.append(f"RET={options.dsn_return.upper()}")
         if options.dsn_envelope_id:
             params.append(f"ENVID={xtext(options.dsn_envelope_id)}")
     if options.require_tls:
-        if not conn.session.tls or "REQUIRETLS" not in ext:
+        if not conn.session.tls or "REQUIRETLS" not in keywords:
             raise SMTPTLSError(
                 "RequireTLS is set: the message needs a TLS connection to a server that offers "
                 "REQUIRETLS (RFC 8689)",
@@ -185,7 +188,7 @@ def mail_parameters(conn: Connection, content: Content, options: DeliveryOptions
 
 
 def rcpt_parameters(conn: Connection, address: str, options: DeliveryOptions) -> list[str]:
-    if "DSN" not in conn.session.extensions:
+    if "DSN" not in conn.session.extensions.keywords:
         return []
     params = []
     if options.dsn_notify:
@@ -197,7 +200,7 @@ def rcpt_parameters(conn: Connection, address: str, options: DeliveryOptions) ->
 
 
 def _chunking(conn: Connection, options: DeliveryOptions) -> bool:
-    return options.chunking and "CHUNKING" in conn.session.extensions
+    return options.chunking and "CHUNKING" in conn.session.extensions.keywords
 
 
 class _Job:
@@ -304,6 +307,10 @@ class _Job:
         self.outcome = SendResult(self.accepted, self.rejected, last, self.content.message_id)
 
 
+class NotSent(Exception):
+    """The connection closed before this job was sent: nothing of it went out."""
+
+
 class Pipeline:
     """Runs jobs on one connection in order; see the module docstring.
 
@@ -319,26 +326,63 @@ class Pipeline:
         self.options = options
         self.broken = False
         self._open: _Job | None = None  # DATA accepted: its content rides with the next job
+        # A pipelined write whose replies are unread: (held job, new job, command count).
+        self._unread: tuple[_Job | None, _Job, int] | None = None
 
     # -- public ---------------------------------------------------------------------------------
 
     def run(self, envelope: Envelope, content: Content) -> _Job:
+        """Start a job and read its replies (the content may still be held: see `flush`)."""
+        job = self.job(envelope, content)
+        if job.outcome is None:
+            self.submit(job)
+            self.collect()
+        return job
+
+    def job(self, envelope: Envelope, content: Content) -> _Job:
+        """Prepare a job: its parameters and commands. Nothing is sent, so a batch can do this
+        while the server is still busy with the previous write. A job whose parameters cannot
+        work with this server comes back with its error as outcome."""
         try:
-            job = _Job(self.conn, envelope, content, self.options)
+            return _Job(self.conn, envelope, content, self.options)
         except SMTPError as exc:  # nothing was sent for it: only this message fails
             job = _Job.__new__(_Job)
             job.outcome = exc
             job.accepted, job.rejected = [], {}
             return job
+
+    def submit(self, job: _Job) -> None:
+        """Send a prepared job. With PIPELINING (no CHUNKING) only its write happens here; its
+        replies are read by `collect` (or by the next `submit`). Raises `NotSent` when the
+        connection turned out to be closed before anything of this job was written: it may go
+        out on a new connection."""
+        try:
+            self.collect()
+        except SMTPError:
+            raise NotSent from None
+        if self.conn.closed:
+            raise NotSent
         try:
             self._start(job)
         except SMTPError as exc:
             self._fail_open(exc, job)
             raise
-        return job
+
+    def collect(self) -> None:
+        """Read the replies to the last pipelined write, if they are still unread."""
+        if self._unread is None:
+            return
+        try:
+            self._pipelined_replies()
+        except SMTPError as exc:
+            unread = self._unread
+            self._unread = None
+            self._fail_open(exc, *(job for job in unread[:2] if job is not None))
+            raise
 
     def flush(self) -> None:
-        """Send the content still held back, and read its final reply."""
+        """Read what is unread, send the content still held back, and read its final reply."""
+        self.collect()
         if self._open is None:
             return
         try:
@@ -350,12 +394,16 @@ class Pipeline:
     # -- modes -------------------------------------------------------------------------------------
 
     def _start(self, job: _Job) -> None:
-        ext = self.conn.session.extensions
-        pipelining = self.options.pipelining and "PIPELINING" in ext
+        pipelining = (
+            self.options.pipelining and "PIPELINING" in self.conn.session.extensions.keywords
+        )
         if _chunking(self.conn, self.options):
             self.flush()
             self._chunked(job, pipelining)
         elif pipelining:
+            held = self._open
+            if held is not None and (held.content.size is None or held.content.size > RIDE_LIMIT):
+                self.flush()  # a large message gains nothing from riding: finish it first
             self._pipelined(job)
         else:
             self.flush()
@@ -382,22 +430,31 @@ class Pipeline:
         self._write_held_content(b"")
 
     def _pipelined(self, job: _Job) -> None:
-        """MAIL, RCPTs and DATA in one write, after the held content of the previous job."""
+        """MAIL, RCPTs and DATA in one write, after the held content of the previous job. The
+        replies are read later, by `collect`."""
         conn = self.conn
         session = conn.session
-        commands = [job.mail, *job.rcpts, Command("DATA")]
+        commands = [job.mail, *job.rcpts, _DATA]
         previous = self._open
         head = self._held_content_tail() if previous is not None else b""
         out = [head]
+        trace = conn.emit_trace
         for command in commands:
             out.append(session.send(command))
-            if conn.emit_trace:
+            if trace:
                 conn.emit.trail(0, command.trace(), session.tls)
         conn.write(b"".join(out))
+        self._open = None
+        self._unread = (previous, job, len(commands))
+
+    def _pipelined_replies(self) -> None:
+        assert self._unread is not None
+        previous, job, count = self._unread
+        conn = self.conn
         if previous is not None:
-            self._open = None
             self._read_final(previous)
-        replies = [conn.read() for _ in commands]
+        replies = [conn.read() for _ in range(count)]
+        self._unread = None
         mail_reply, rcpt_replies, data_reply = replies[0], replies[1:-1], replies[-1]
         failure = job.judge(mail_reply, rcpt_replies)
         if failure is None:
@@ -423,7 +480,7 @@ class Pipeline:
             # an empty message to them, so the transaction is abandoned with the connection.
             conn.emit.info(
                 "aborting the message after DATA was accepted: closing the connection",
-                session.tls,
+                conn.session.tls,
             )
             conn.close()
             self.broken = True

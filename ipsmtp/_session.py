@@ -104,6 +104,24 @@ _SPECIAL: Final = frozenset(
     }
 )
 _ANYTIME: Final = frozenset({"NOOP", "RSET", "QUIT"})
+# Replies to these change nothing in the session (421 aside): the caller judges them.
+_NO_STATE_CHANGE: Final = frozenset(
+    {
+        "MAIL",
+        "SEND",
+        "SOML",
+        "SAML",
+        "RCPT",
+        "BDAT",
+        "RSET",
+        "NOOP",
+        "VRFY",
+        "EXPN",
+        "HELP",
+        "<END OF DATA>",
+        "<LMTP RECIPIENT REPLY>",
+    }
+)
 ALLOWED: Final[dict[State, frozenset[str]]] = {
     State.GREETING: frozenset(),
     State.HELLO: frozenset({"EHLO", "HELO", "LHLO", "STARTTLS", "*"}) | _ANYTIME,
@@ -346,6 +364,8 @@ class Session:
     def _on_reply(self, command: Command, reply: Reply) -> None:
         name = command.name
         code = reply.code
+        if name in _NO_STATE_CHANGE and code != 421:
+            return  # the replies within a transaction: the hot path
         if command is GREETING:
             # 220 welcomes; 554 refuses (RFC 5321 §3.1); 421 turns the client away (§3.8).
             if code not in (220, 421, 554):

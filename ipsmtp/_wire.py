@@ -22,8 +22,10 @@ first digit; anything else is left in the text.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, Literal
 
@@ -62,6 +64,28 @@ _LINE = re.compile(rb"([1-5][0-9][0-9])(?:([ -])(.*))?", re.DOTALL)
 _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
 
 REDACTED: Final = "****"
+_OWN_VERBS: Final = frozenset(
+    {
+        "EHLO",
+        "HELO",
+        "LHLO",
+        "MAIL",
+        "RCPT",
+        "DATA",
+        "BDAT",
+        "RSET",
+        "QUIT",
+        "NOOP",
+        "AUTH",
+        "STARTTLS",
+        "VRFY",
+        "EXPN",
+        "SEND",
+        "SOML",
+        "SAML",
+        "",
+    }
+)
 
 
 def check_argument(value: str, what: str = "command argument") -> str:
@@ -76,27 +100,30 @@ def check_argument(value: str, what: str = "command argument") -> str:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Command:
     """One command line. `secret` arguments are replaced by ``****`` in `trace()`.
 
     `verb` is empty for an AUTH continuation line (a bare base64 response), which RFC 4954
-    sends without a verb.
+    sends without a verb. Treat a command as immutable: one is built for every line sent, so
+    it is a plain slotted dataclass (a frozen one costs three times as much to build).
     """
 
     verb: str
     args: tuple[str, ...] = ()
     secret_from: int | None = None  # index into args from which every argument is secret
+    name: str = field(init=False, compare=False)  # the verb in upper case
 
     def __post_init__(self) -> None:
-        check_argument(self.verb, "command verb")
-        for arg in self.args:
-            check_argument(arg)
-
-    @property
-    def name(self) -> str:
-        """The verb in upper case, as the session state machine knows it."""
-        return self.verb.upper()
+        self.name = self.verb.upper()
+        # One search over the whole line (the separating spaces are not controls); the verbs
+        # ipsmtp writes itself need none.
+        if (self.verb not in _OWN_VERBS and _FORBIDDEN.search(self.verb)) or (
+            self.args and _FORBIDDEN.search(" ".join(self.args))
+        ):
+            check_argument(self.verb, "command verb")
+            for arg in self.args:
+                check_argument(arg)
 
     def line(self) -> str:
         return " ".join((self.verb, *self.args)) if self.verb else " ".join(self.args)
@@ -133,12 +160,17 @@ class ReplyParser:
         self._lines: list[str] = []
         self._code = 0
         self._reply_size = 0
+        # Replies parsed ahead (all complete replies of a read are parsed in one pass), with
+        # their sizes on the wire, and an error found behind them, raised once they are out.
+        self._ready: deque[tuple[Reply, int]] = deque()
+        self._ready_size = 0
+        self._error: SMTPProtocolError | None = None
         self._broken = False
 
     @property
     def buffered(self) -> int:
         """How many received bytes are waiting, not yet part of a returned reply."""
-        return len(self._buf) + self._reply_size
+        return len(self._buf) + self._reply_size + self._ready_size
 
     def feed(self, data: bytes) -> None:
         """Add received bytes."""
@@ -146,17 +178,35 @@ class ReplyParser:
 
     def next_reply(self) -> Reply | Literal[NeedData.NEED_DATA]:
         """Return the next complete reply, or `NEED_DATA`."""
-        if self._broken:
-            raise SMTPProtocolError("the reply stream is broken by an earlier error")
+        ready = self._ready
+        if not ready:
+            if self._broken:
+                raise SMTPProtocolError("the reply stream is broken by an earlier error")
+            if self._error is not None:
+                self._broken = True
+                raise self._error
+            self._parse()
+            if not ready:
+                if self._error is not None:
+                    self._broken = True
+                    raise self._error
+                return NEED_DATA
+        reply, size = ready.popleft()
+        self._ready_size -= size
+        return reply
+
+    def _parse(self) -> None:
+        """Parse every complete reply in the buffer into `_ready`."""
         buf = self._buf
         start = 0
+        lines = self._lines
         try:
             while True:
                 end = buf.find(b"\n", start)
                 if end < 0:
                     if len(buf) - start > self.max_line:
                         raise self._too_long("reply line", self.max_line)
-                    return NEED_DATA
+                    return
                 if end - start > self.max_line:
                     raise self._too_long("reply line", self.max_line)
                 self._reply_size += end + 1 - start
@@ -168,19 +218,23 @@ class ReplyParser:
                     raise self._malformed(bytes(buf[start:line_end]))
                 start = end + 1
                 code = int(match[1])
-                if self._lines and code != self._code:
+                if lines and code != self._code:
                     raise SMTPProtocolError(
                         f"multi-line reply changes its code from {self._code} to {code}",
                         code=ErrorCode.MALFORMED_REPLY,
                     )
                 self._code = code
                 text = match[3]
-                self._lines.append(text.decode("utf-8", "replace") if text else "")
+                lines.append(text.decode("utf-8", "replace") if text else "")
                 if match[2] != b"-":
-                    return self._finish()
-        except SMTPProtocolError:
-            self._broken = True
-            raise
+                    size = self._reply_size
+                    self._ready.append((make_reply(code, tuple(lines)), size))
+                    self._ready_size += size
+                    lines.clear()
+                    self._code = 0
+                    self._reply_size = 0
+        except SMTPProtocolError as exc:
+            self._error = exc
         finally:
             if start:
                 del buf[:start]
@@ -199,17 +253,13 @@ class ReplyParser:
             f"malformed reply line {_preview(raw)}: {why}", code=ErrorCode.MALFORMED_REPLY
         )
 
-    def _finish(self) -> Reply:
-        lines = tuple(self._lines)
-        code = self._code
-        self._lines = []
-        self._code = 0
-        self._reply_size = 0
-        return make_reply(code, lines)
 
-
+@functools.lru_cache(maxsize=512)
 def make_reply(code: int, lines: tuple[str, ...]) -> Reply:
-    """Build a `Reply`, splitting off the enhanced status code when the lines carry one."""
+    """Build a `Reply`, splitting off the enhanced status code when the lines carry one.
+
+    Cached: servers answer with the same few lines again and again ("250 2.1.0 Ok"), and a
+    `Reply` is immutable, so one object serves them all."""
     enhanced = None
     texts = lines
     first = lines[0] if lines else ""
