@@ -37,7 +37,7 @@ from dataclasses import dataclass
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from helpers import delay_proxy, server  # noqa: E402
+from helpers import delay_proxy, server
 
 SENDER = "bench@example.com"
 
@@ -162,7 +162,7 @@ def compare(port: int, message: bytes, rcpts: list[str], count: int, rounds: int
 
 def table(title: str, results: dict[str, Round], count: int, size: int) -> str:
     base = results["smtplib"]
-    lines = [f"\n### {title}\n", "| client | msg/s | MB/s | CPU µs/msg | × smtplib |",
+    lines = [f"\n### {title}\n", "| client | msg/s | MB/s | CPU µs/msg | x smtplib |",
              "|---|---|---|---|---|"]
     for name, r in results.items():
         lines.append(
@@ -199,7 +199,7 @@ def _worker(args: tuple[str, int, bytes, list[str], int]) -> float:
 
 def concurrent(port: int, message: bytes, rcpts: list[str], count: int) -> str:
     lines = ["\n### 8 connections at once (8 processes, 1 KiB x 1)\n",
-             "| client | total msg/s | × smtplib |", "|---|---|---|"]
+             "| client | total msg/s | x smtplib |", "|---|---|---|"]
     totals: dict[str, float] = {}
     context = multiprocessing.get_context("fork")
     for name in CLIENTS:
