@@ -610,7 +610,7 @@ class Pipeline:
         out = []
         self._bdat_out(out, tail, last=True, replies=job.final_replies)
         conn.write(b"".join(out))
-        self._progress_done(job, sent)
+        self._progress_done(job, sent, reported=sent > 0)
         for _ in range(outstanding):
             reply = conn.read()
             if job.outcome is None and reply.code // 100 != 2:
@@ -640,9 +640,12 @@ class Pipeline:
         if self.conn.emit_trace:
             self.conn.emit.trail(0, f"BDAT {len(payload)}{' LAST' if last else ''}", session.tls)
 
-    def _progress_done(self, job: _Job, sent: int) -> None:
+    def _progress_done(self, job: _Job, sent: int, *, reported: bool = False) -> None:
+        """End the transfer signals; the final 100% only if no chunk reported it already."""
         if job.content.has_body:
-            self.conn.emit.transfer(sent, sent)
+            size = job.content.size
+            if not reported or size is None or sent < size:
+                self.conn.emit.transfer(sent, sent)
             self.conn.emit.end_transfer()
 
     # -- content held for riding -----------------------------------------------------------------

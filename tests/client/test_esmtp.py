@@ -468,3 +468,28 @@ def test_send_rset_false(make_server: MakeServer, make_smtp: MakeSMTP) -> None:
     with pytest.raises(SMTPError):
         smtp.send()
     assert "RSET" in server.sessions[1].verbs
+
+
+def test_max_transfer_rate_is_honoured(make_server: MakeServer, make_smtp: MakeSMTP) -> None:
+    import time
+
+    server = make_server(features=PIPE)
+    text = "".join(f"line {i:05d} of a message sent at a measured pace\n" for i in range(1200))
+    smtp = make_smtp(server, from_="a@example.com", send_to="b@example.com", message_text=text)
+    started = time.monotonic()
+    smtp.send()
+    unlimited = time.monotonic() - started
+    smtp.config("MaxTransferRate=100000")  # 100 kB/s
+    started = time.monotonic()
+    smtp.send()
+    limited = time.monotonic() - started
+    size = len(server.messages[1].data)
+    assert size > 50000
+    assert limited >= 0.8 * size / 100000, (limited, size)
+    assert limited > 3 * unlimited
+    assert server.messages[1].data == server.messages[0].data.replace(
+        server.messages[0].message["Date"].encode(), server.messages[1].message["Date"].encode()
+    ).replace(
+        server.messages[0].message["Message-ID"].encode(),
+        server.messages[1].message["Message-ID"].encode(),
+    )
