@@ -493,3 +493,19 @@ def test_max_transfer_rate_is_honoured(make_server: MakeServer, make_smtp: MakeS
         server.messages[0].message["Message-ID"].encode(),
         server.messages[1].message["Message-ID"].encode(),
     )
+
+
+def test_transfer_text_inside_a_transfer_receiver(
+    make_server: MakeServer, make_smtp: MakeSMTP
+) -> None:
+    from ipsmtp import signals
+
+    server = make_server(features=PIPE)
+    smtp = make_smtp(server, from_="a@example.com", send_to="b@example.com",
+                     message_text="unique marker text\n")
+    seen: list[str] = []
+    signals.transfer.connect(lambda sender, **kw: seen.append(sender.config("TransferText")),
+                             sender=smtp)
+    smtp.send()
+    assert seen and "unique marker text" in seen[-1]
+    assert seen[-1].startswith("From: a@example.com")
