@@ -196,7 +196,10 @@ class Transport:
         interrupted = interrupted or Interrupter()
         timeout = settings.connect_timeout or None
         target = f"{host.lstrip('*')}:{port}"
-        with translate_errors(f"connecting to {target}", interrupted=interrupted, connecting=True):
+        what = f"connecting to {target}"
+        if proxy is not None and proxy.firewall_type != FirewallType.NONE:
+            what += f" through the {proxy.firewall_type.name} proxy {proxy.host}:{proxy.port}"
+        with translate_errors(what, interrupted=interrupted, connecting=True):
             if interrupted.is_set():
                 raise SMTPInterrupted("interrupted before connecting")
             if proxy is not None and proxy.firewall_type != FirewallType.NONE:
