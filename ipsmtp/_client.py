@@ -462,7 +462,7 @@ class SMTP:
                 (cipher[2] or 0) if cipher else 0,
             )
             self._server_cert = conn.server_certificate
-            if conn.tls_session is not None:
+            if conn.tls_session is not None:  # replaced by the complete one at close
                 self._tls_sessions[(options.host, options.port)] = conn.tls_session
         else:
             self._negotiated = None
@@ -555,6 +555,7 @@ class SMTP:
             pinned=p.ssl_accept_server_cert,
             judge_failures=_has_judges(self),
             min_cipher_bits=c["SSLCipherStrength"],
+            session_store=self._tls_sessions if c["ReuseSSLSession"] else None,
             tls_session=(
                 self._tls_sessions.get((p.mail_server, p.mail_port))
                 if c["ReuseSSLSession"]

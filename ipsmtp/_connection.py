@@ -76,6 +76,9 @@ class ConnectOptions:
     check_hostname: bool = True
     min_cipher_bits: int = 0
     tls_session: ssl.SSLSession | None = None
+    # Where to keep the TLS session for resumption when the connection closes (TLS 1.3 sends
+    # its tickets after the handshake, so the session is only complete later), and its key.
+    session_store: dict[tuple[str, int], ssl.SSLSession] | None = None
     max_line: int = 8192
     # AUTH
     credentials: sasl.Credentials | None = None
@@ -108,6 +111,8 @@ class Connection:
         self.authenticated = False
         self.via_proxy = False
         self.probe_pin = False
+        self.session_store: dict[tuple[str, int], ssl.SSLSession] | None = None
+        self.session_key = ("", 0)
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -171,6 +176,8 @@ class Connection:
         emitter.status("Remote host connected", 0, transport.peer)
         conn = cls(transport, Session(max_line=options.max_line), emitter)
         conn.via_proxy = options.proxy is not None
+        conn.session_store = options.session_store
+        conn.session_key = (options.host, options.port)
         conn.probe_pin = probe_pin
         try:
             conn._handshake_and_greet(options, verify=verify, failure=failure)
@@ -450,6 +457,11 @@ class Connection:
     def close(self) -> None:
         if self.transport.closed:
             return
+        sock = self.transport.sock
+        if self.session_store is not None and isinstance(sock, ssl.SSLSocket):
+            with contextlib.suppress(AttributeError, ValueError):
+                if sock.session is not None:
+                    self.session_store[self.session_key] = sock.session
         self.transport.close()
         self.session.mark_closed()
         self.emit.status("Remote host disconnected", 0, self.transport.peer)
