@@ -565,6 +565,7 @@ class SMTP:
             credentials=self._credentials(),
             auth_mechanism=AuthMechanism(p.auth_mechanism),
             allow_plaintext_auth=c["AllowPlaintextAuth"],
+            auth_principal=c["KerberosSPN"],
         )
 
     def _hello_name(self) -> str:
@@ -681,6 +682,7 @@ class SMTP:
             dsn_envelope_id=c["DSNEnvelopeId"],
             dsn_original_recipient=c["DSNOriginalRecipient"],
             require_tls=c["RequireTLS"],
+            auth_from=c["AuthFrom"],
             mail_verb=verb,
         )
 

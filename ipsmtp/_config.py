@@ -235,6 +235,20 @@ def _xtext_safe(value: str) -> str | None:
     return None
 
 
+def _auth_from(value: str) -> str | None:
+    if value in ("", "<>"):
+        return None
+    if any(ord(ch) <= 32 or ord(ch) > 126 for ch in value) or "@" not in value:
+        return "must be an ASCII mailbox (user@domain) or <> (RFC 4954 §5)"
+    return None
+
+
+def _principal(value: str) -> str | None:
+    if any(ch.isspace() or ord(ch) < 32 for ch in value):
+        return "a service principal is one word, such as smtp@mail.example.com"
+    return None
+
+
 def _read_only(name: str, **kw: Any) -> Setting:
     return Setting(name, str, "", read_only=True, **kw)
 
@@ -362,6 +376,8 @@ _LIST: list[Setting] = [
     Setting("RequireTLS", bool, False),
     Setting("MaxMessageSize", int, 0, minimum=0),
     Setting("AllowPlaintextAuth", bool, False),
+    Setting("AuthFrom", str, "", check=_auth_from),
+    Setting("KerberosSPN", str, "", check=_principal),
 ]
 
 SETTINGS: dict[str, Setting] = {s.name.lower(): s for s in _LIST}

@@ -84,6 +84,7 @@ class ConnectOptions:
     credentials: sasl.Credentials | None = None
     auth_mechanism: AuthMechanism = AuthMechanism.USER_PASSWORD
     allow_plaintext_auth: bool = False
+    auth_principal: str = ""  # GSSAPI/NTLM service principal; default smtp@host
 
 
 class _RetryUnverified(Exception):
@@ -328,27 +329,47 @@ class Connection:
                     "the server does not offer AUTH", code=ErrorCode.AUTH_NOT_OFFERED
                 )
             offered = extensions.auth
-        mechanism = sasl.choose(options.auth_mechanism, offered, credentials)
+        target = sasl.Target(
+            host=options.host.lstrip("*").strip("[]"),
+            port=options.port,
+            principal=options.auth_principal,
+        )
+        mechanism = sasl.choose(options.auth_mechanism, offered, credentials, target)
         exchange = sasl.Exchange(mechanism)
         initial = exchange.initial_response()
         args = (mechanism.name,) if initial is None else (mechanism.name, initial)
         reply = self.command(Command("AUTH", args, secret_from=1))
         while reply.code == 334:
             challenge = reply.lines[0] if reply.lines else reply.text
-            response = exchange.respond(challenge)
-            self.emit.trail(CLIENT, REDACTED, self.session.tls)
+            try:
+                response = exchange.respond(challenge)
+            except SMTPAuthError:  # too many rounds: cancel, then give up
+                self._cancel_auth()
+                raise
+            self.emit.trail(CLIENT, response if response == "*" else REDACTED, self.session.tls)
             self.write(self.session.send_auth_response(response))
             reply = self.read()
+        if exchange.failure is not None:
+            exchange.failure.reply = reply
+            raise exchange.failure
         if reply.code != 235:
+            detail = f": {mechanism.server_error}" if mechanism.server_error else ""
             raise SMTPAuthError(
-                f"authentication as {credentials.user!r} with {mechanism.name} failed",
+                f"authentication as {credentials.user!r} with {mechanism.name} failed{detail}",
                 code=ErrorCode.AUTH_FAILED,
                 reply=reply,
             )
+        exchange.finish()
         self.authenticated = True
         self.emit.info(
             f"authenticated as {credentials.user!r} with {mechanism.name}", self.session.tls
         )
+
+    def _cancel_auth(self) -> None:
+        """Answer the pending challenge with ``*`` and read the server's 501."""
+        self.emit.trail(CLIENT, "*", self.session.tls)
+        self.write(self.session.send_auth_response("*"))
+        self.read()
 
     def is_loopback(self) -> bool:
         if self.via_proxy:

@@ -127,6 +127,7 @@ class DeliveryOptions:
     dsn_envelope_id: str = ""
     dsn_original_recipient: bool = False
     require_tls: bool = False
+    auth_from: str = ""  # RFC 4954 §5 AUTH= parameter (%Net.SMTP AuthFrom)
     mail_verb: str = "MAIL"
     lmtp: bool = False
 
@@ -184,6 +185,10 @@ def mail_parameters(conn: Connection, content: Content, options: DeliveryOptions
                 code=ErrorCode.TLS_REQUIRED,
             )
         params.append("REQUIRETLS")
+    if options.auth_from and "AUTH" in keywords:
+        params.append(
+            "AUTH=<>" if options.auth_from == "<>" else f"AUTH={xtext(options.auth_from)}"
+        )
     return params
 
 

@@ -13,7 +13,9 @@ each received message with its envelope::
         print(server.messages[0].message["Subject"])
 
 Plaintext, STARTTLS (`starttls_context`) and implicit TLS (`implicit_tls_context`) are
-supported, with AUTH PLAIN, LOGIN, CRAM-MD5 and XOAUTH2 against `users` and `tokens`.
+supported, with AUTH PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and NTLM
+against `users`, XOAUTH2 and OAUTHBEARER against `tokens`, and GSSAPI (Kerberos) with the
+service key in `kerberos_keytab`; each verified as strictly as a real server would.
 Callbacks decide per command: each returns None to accept, or a reply line such as
 ``"550 5.1.1 no such user"`` to refuse.
 """
@@ -24,9 +26,6 @@ import asyncio
 import base64
 import bisect
 import contextlib
-import hashlib
-import hmac
-import json
 import logging
 import os
 import re
@@ -41,7 +40,10 @@ from email.policy import default as default_policy
 from typing import Any
 
 from aiosmtpd.smtp import SMTP as _AioSMTP
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import AuthResult, Envelope, Session
+
+from ._server_auth import MECHANISMS, AuthSettings, NTLMUsers
+from .sasl._server import Identity, Refused
 
 __all__ = ["ReceivedMessage", "Server", "SessionRecord", "self_signed_context"]
 
@@ -107,6 +109,9 @@ class SessionRecord:
     reads: list[bytes] = field(default_factory=list)  # raw bytes, one entry per read
     tls: bool = False
     closed: bool = False
+    auth_mechanism: str = ""  # the mechanism of a successful AUTH
+    auth_user: str | None = None  # whose credentials it checked
+    auth_authzid: str = ""  # the authorization identity the client asked for, if any
 
     @property
     def flights(self) -> list[list[str]]:
@@ -140,6 +145,7 @@ class ReceivedMessage:
     tls: bool
     auth_user: str | None
     session_id: int
+    auth_authzid: str = ""
     bdat_sizes: list[int] = field(default_factory=list)  # the BDAT chunk sizes, if BDAT
     rcpt_options_by_address: dict[str, list[str]] = field(default_factory=dict)
 
@@ -317,7 +323,7 @@ class _Protocol(_AioSMTP):
             if keyword == "FROM:" and name == "BODY" and value.upper() == "BINARYMIME":
                 feature = "BINARYMIME"
             if feature is not None and (feature in self._owner.features or feature == "AUTH"):
-                extra.append(param.upper() if name != "ENVID" and name != "ORCPT" else param)
+                extra.append(param if name in ("ENVID", "ORCPT", "AUTH") else param.upper())
             else:
                 kept.append(param)
         return " ".join([arg[:end], *kept]), extra
@@ -414,41 +420,41 @@ class _Protocol(_AioSMTP):
         lines[-1] = "250 " + lines[-1][4:]
         await self.push("\r\n".join(lines))
 
-    async def auth_CRAM__MD5(self, _: Any, args: list[str]) -> AuthResult:
-        challenge = f"<{os.getpid()}.{time.time_ns()}@ipsmtp.server>".encode()
-        answer = await self.challenge_auth(challenge)
-        if not isinstance(answer, bytes):
-            return AuthResult(success=False, handled=True)
-        user, _, digest = answer.decode("utf-8", "replace").rpartition(" ")
-        password = self._owner.users.get(user)
-        if password is None:
-            return AuthResult(success=False, handled=False)
-        expected = hmac.new(password.encode(), challenge, hashlib.md5).hexdigest()
-        if not hmac.compare_digest(expected, digest):
-            return AuthResult(success=False, handled=False)  # handled=False: send the 535
-        return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+    # -- AUTH --------------------------------------------------------------------------------
 
-    async def auth_XOAUTH2(self, _: Any, args: list[str]) -> AuthResult:
+    async def _sasl_auth(self, _: Any, args: list[str]) -> AuthResult:
+        """Every mechanism: drive the verifier's flow over ``334`` challenges."""
+        name = args[0].upper()
+        initial: bytes | None = None
         if len(args) > 1:
             try:
-                raw = base64.b64decode(args[1], validate=True)
+                initial = b"" if args[1] == "=" else base64.b64decode(args[1], validate=True)
             except ValueError:
                 await self.push("501 5.5.2 Can't decode base64")
                 return AuthResult(success=False, handled=True)
-        else:
-            answer = await self.challenge_auth(b"")
-            if not isinstance(answer, bytes):
-                return AuthResult(success=False, handled=True)
-            raw = answer
-        parts = raw.decode("utf-8", "replace").split("\x01")
-        fields = dict(part.split("=", 1) for part in parts if "=" in part)
-        user = fields.get("user", "")
-        token = fields.get("auth", "").removeprefix("Bearer ").strip()
-        if user in self._owner.tokens and hmac.compare_digest(self._owner.tokens[user], token):
-            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
-        error = json.dumps({"status": "401", "schemes": "Bearer", "scope": "mail"}).encode()
-        await self.challenge_auth(error)  # Google's behaviour: an error challenge, then 535
-        return AuthResult(success=False, handled=False)
+        flow = self._owner._auth.verifier(name).flow(initial)
+        try:
+            challenge = next(flow)
+            while True:
+                answer = await self.challenge_auth(challenge)
+                if not isinstance(answer, bytes):  # "*" or bad base64: already answered 501
+                    return AuthResult(success=False, handled=True)
+                challenge = flow.send(answer)
+        except StopIteration as done:
+            identity: Identity = done.value
+        except Refused:
+            return AuthResult(success=False, handled=False)  # handled=False: send the 535
+        self.record.auth_mechanism = name
+        self.record.auth_user, self.record.auth_authzid = identity
+        return AuthResult(success=True, auth_data=identity)
+
+    auth_PLAIN = auth_LOGIN = auth_CRAM__MD5 = auth_DIGEST__MD5 = _sasl_auth
+    auth_SCRAM__SHA__1 = auth_SCRAM__SHA__256 = auth_XOAUTH2 = auth_OAUTHBEARER = _sasl_auth
+    auth_NTLM = auth_GSSAPI = _sasl_auth
+
+
+def _refuse(*_: Any) -> AuthResult:
+    return AuthResult(success=False, handled=False)
 
 
 class _Handler:
@@ -507,8 +513,7 @@ class _Handler:
     async def handle_DATA(self, server: _Protocol, session: Session, envelope: Envelope) -> str:
         """The end of data, after DATA or the last BDAT: record the message and answer once,
         or (LMTP) once per recipient."""
-        auth = session.auth_data
-        login = auth.login if isinstance(auth, LoginPassword) else None
+        identity = session.auth_data if isinstance(session.auth_data, Identity) else None
         received = ReceivedMessage(
             mail_from=envelope.mail_from or "",
             rcpt_tos=list(envelope.rcpt_tos),
@@ -517,7 +522,8 @@ class _Handler:
             rcpt_options=list(envelope.rcpt_options),
             helo=session.host_name or "",
             tls=server.record.tls or session.ssl is not None,
-            auth_user=login.decode() if isinstance(login, bytes) else login,
+            auth_user=identity.user if identity else None,
+            auth_authzid=identity.authzid if identity else "",
             session_id=server.record.id,
             bdat_sizes=list(server._bdat_sizes)
             if server._bdat is None and server._bdat_sizes
@@ -557,11 +563,17 @@ class Server:
         starttls_context: a server `ssl.SSLContext`; STARTTLS is offered when given.
         implicit_tls_context: a server `ssl.SSLContext` for TLS from the first byte (port 465).
         require_starttls: refuse everything but EHLO/STARTTLS/QUIT before TLS.
-        users: user → password for AUTH PLAIN, LOGIN and CRAM-MD5.
-        tokens: user → OAuth access token for AUTH XOAUTH2.
+        users: user → password for AUTH PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5, SCRAM-SHA-1,
+            SCRAM-SHA-256 and (with pyspnego installed) NTLM. NTLM users are written to a
+            private temporary file named by the NTLM_USER_FILE environment variable, which
+            pyspnego's NTLM acceptor reads.
+        tokens: user → OAuth access token for AUTH XOAUTH2 and OAUTHBEARER.
+        kerberos_keytab: a keytab holding the server's Kerberos service key
+            (``smtp/<host>@REALM``): offers AUTH GSSAPI (needs python-gssapi).
         auth_require_tls: offer AUTH only after TLS (default True when a TLS context is given).
-        auth_mechanisms: the SASL mechanisms to offer (default: PLAIN, LOGIN, CRAM-MD5,
-            XOAUTH2).
+        auth_mechanisms: the SASL mechanisms to offer (default:
+            every one the accounts above allow).
+        scram_iterations: the SCRAM iteration count the server asks for.
         features: extensions to implement and announce, from `FEATURES`: PIPELINING,
             CHUNKING (BDAT), BINARYMIME, DSN, ENHANCEDSTATUSCODES, REQUIRETLS (after TLS);
             ``Server.ALL_FEATURES`` names them all.
@@ -589,6 +601,8 @@ class Server:
         auth_require_tls: bool | None = None,
         auth_required: bool = False,
         auth_mechanisms: Iterable[str] | None = None,
+        kerberos_keytab: str | None = None,
+        scram_iterations: int = 4096,
         features: Iterable[str] = (),
         lmtp: bool = False,
         on_deliver: DeliverCallback | None = None,
@@ -616,6 +630,15 @@ class Server:
         self.auth_mechanisms = (
             None if auth_mechanisms is None else [m.upper() for m in auth_mechanisms]
         )
+        self._auth = AuthSettings(
+            self.users,
+            self.tokens,
+            kerberos_keytab,
+            realm=hostname,
+            scram_iterations=scram_iterations,
+            wanted=self.auth_mechanisms,
+        )
+        self._auth.offered()  # unknown mechanism names fail here, not in the server thread
         self.features = frozenset(f.upper() for f in features)
         unknown = self.features - set(FEATURES)
         if unknown:
@@ -642,6 +665,8 @@ class Server:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> Server:
+        if "NTLM" in self._auth.offered():
+            NTLMUsers.add(id(self), self.users)
         loop = asyncio.new_event_loop()
         self._loop = loop
         ready = threading.Event()
@@ -676,10 +701,12 @@ class Server:
         self._thread.start()
         ready.wait(10)
         if failure:
+            NTLMUsers.remove(id(self))
             raise failure[0]
         return self
 
     def stop(self) -> None:
+        NTLMUsers.remove(id(self))
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
@@ -717,15 +744,9 @@ class Server:
             "loop": self._loop,
             "timeout": 60,
         }
-        every = ["LOGIN", "PLAIN", "CRAM-MD5", "XOAUTH2"]
-        if self.users or self.tokens:
-            kwargs["authenticator"] = self._authenticate
-            if self.auth_mechanisms is not None:
-                kwargs["auth_exclude_mechanism"] = [
-                    m for m in every if m not in self.auth_mechanisms
-                ]
-        else:
-            kwargs["auth_exclude_mechanism"] = every
+        offered = self._auth.offered()
+        kwargs["authenticator"] = _refuse  # every mechanism is _Protocol._sasl_auth
+        kwargs["auth_exclude_mechanism"] = [m for m in MECHANISMS if m not in offered]
         protocol = _Protocol(self, _Handler(self), **kwargs)
         self._protocols.append(protocol)
         return protocol
@@ -735,17 +756,6 @@ class Server:
             record = SessionRecord(len(self.sessions) + 1, None)
             self.sessions.append(record)
             return record
-
-    def _authenticate(
-        self, server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        if isinstance(data, LoginPassword):
-            user = data.login.decode("utf-8", "replace")
-            password = data.password.decode("utf-8", "replace")
-            expected = self.users.get(user)
-            if expected is not None and hmac.compare_digest(expected, password):
-                return AuthResult(success=True, auth_data=data)
-        return AuthResult(success=False, handled=False)
 
     def _store(self, received: ReceivedMessage) -> None:
         with self._lock:

@@ -19,15 +19,22 @@ from ipsmtp._session import Exchange as Event
 from ipsmtp._session import Session, State
 from ipsmtp._wire import NEED_DATA, Command
 from ipsmtp.sasl import (
+    GSSAPI,
     MAX_ROUNDS,
+    NTLM,
     CramMD5,
     Credentials,
+    DigestMD5,
     Exchange,
     Login,
     Mechanism,
+    OAuthBearer,
     Plain,
+    Scram,
+    Target,
     XOAuth2,
     choose,
+    register,
 )
 
 BOB = Credentials("bob", "secret")
@@ -431,23 +438,40 @@ def test_choose_accepts_the_int_value() -> None:
 
 
 @pytest.mark.parametrize(
-    "wanted",
+    ("wanted", "cls"),
     [
-        AuthMechanism.NTLM,
-        AuthMechanism.SASL_DIGEST_MD5,
-        AuthMechanism.KERBEROS,
-        AuthMechanism.SCRAM_SHA_256,
-        AuthMechanism.OAUTHBEARER,
+        (AuthMechanism.NTLM, NTLM),
+        (AuthMechanism.SASL_DIGEST_MD5, DigestMD5),
+        (AuthMechanism.KERBEROS, GSSAPI),
+        (AuthMechanism.SCRAM_SHA_256, Scram),
+        (AuthMechanism.OAUTHBEARER, OAuthBearer),
     ],
 )
 @pytest.mark.parametrize(
     "offered",
     [None, frozenset({"NTLM", "DIGEST-MD5", "GSSAPI", "SCRAM-SHA-256", "OAUTHBEARER", "PLAIN"})],
 )
-def test_unavailable_mechanisms(wanted: AuthMechanism, offered: frozenset[str] | None) -> None:
-    with pytest.raises(SMTPAuthError) as info:
-        choose(wanted, offered, BOB)
+def test_every_mechanism_has_a_class(
+    wanted: AuthMechanism, cls: type, offered: frozenset[str] | None
+) -> None:
+    mechanism = choose(wanted, offered, BOB, Target(host="mx.example.com", port=587))
+    assert type(mechanism) is cls
+    assert mechanism.target == Target(host="mx.example.com", port=587)
+
+
+def test_a_mechanism_missing_its_package_is_refused_before_anything_is_sent() -> None:
+    class Missing(NTLM):
+        needs = ("ipsmtp_test_no_such_module",)
+
+    register("NTLM", Missing)
+    try:
+        with pytest.raises(SMTPAuthError) as info:
+            choose(AuthMechanism.NTLM, frozenset({"NTLM"}), BOB)
+    finally:
+        register("NTLM", NTLM)
     assert info.value.code == ErrorCode.AUTH_MECHANISM_UNSUPPORTED
+    assert "ipsmtp_test_no_such_module" in str(info.value)
+    assert "pip install 'ipsmtp[ntlm]'" in str(info.value)
 
 
 # -- Credentials -------------------------------------------------------------------------------
