@@ -24,7 +24,7 @@ from email.message import EmailMessage
 from email.message import Message as MailMessage
 from email.policy import SMTP as SMTP_POLICY
 from typing import IO, Any, Generic, TypeVar, overload
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
 
@@ -1159,7 +1159,14 @@ def _proxy_from_environment(host: str) -> ProxySettings | None:
     if kind is None or not parts.hostname:
         return None
     port = parts.port or (80 if kind is FirewallType.TUNNEL else 1080)
-    return ProxySettings(kind, parts.hostname, port, parts.username or "", parts.password or "")
+    return ProxySettings(
+        kind,
+        parts.hostname,
+        port,
+        unquote(parts.username or ""),
+        unquote(parts.password or ""),
+        remote_dns=scheme in ("socks5h", "socks4a"),
+    )
 
 
 def _parse_headers(data: bytes) -> RawHeaders:

@@ -184,6 +184,10 @@ class Connection:
             conn._handshake_and_greet(options, verify=verify, failure=failure)
             if options.credentials is not None:
                 conn.authenticate(options)
+        except SMTPAuthError:
+            conn._quit_quietly()  # the server is still talking: say goodbye properly
+            conn.close()
+            raise
         except BaseException:
             conn.close()
             raise
@@ -336,15 +340,16 @@ class Connection:
         )
         mechanism = sasl.choose(options.auth_mechanism, offered, credentials, target)
         exchange = sasl.Exchange(mechanism)
-        initial = exchange.initial_response()
+        # RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF.
+        initial = exchange.initial_response(limit=510 - len(f"AUTH {mechanism.name} "))
         args = (mechanism.name,) if initial is None else (mechanism.name, initial)
         reply = self.command(Command("AUTH", args, secret_from=1))
         while reply.code == 334:
             challenge = reply.lines[0] if reply.lines else reply.text
             try:
                 response = exchange.respond(challenge)
-            except SMTPAuthError:  # too many rounds: cancel, then give up
-                self._cancel_auth()
+            except SMTPAuthError as exc:  # too many rounds: cancel, then give up
+                exc.reply = self._cancel_auth()
                 raise
             self.emit.trail(CLIENT, response if response == "*" else REDACTED, self.session.tls)
             self.write(self.session.send_auth_response(response))
@@ -359,17 +364,21 @@ class Connection:
                 code=ErrorCode.AUTH_FAILED,
                 reply=reply,
             )
-        exchange.finish()
+        try:
+            exchange.finish()
+        except SMTPAuthError as exc:
+            exc.reply = reply  # the 235 that came too early
+            raise
         self.authenticated = True
         self.emit.info(
             f"authenticated as {credentials.user!r} with {mechanism.name}", self.session.tls
         )
 
-    def _cancel_auth(self) -> None:
-        """Answer the pending challenge with ``*`` and read the server's 501."""
+    def _cancel_auth(self) -> Reply:
+        """Answer the pending challenge with ``*`` and read the server's answer (a 501)."""
         self.emit.trail(CLIENT, "*", self.session.tls)
         self.write(self.session.send_auth_response("*"))
-        self.read()
+        return self.read()
 
     def is_loopback(self) -> bool:
         if self.via_proxy:

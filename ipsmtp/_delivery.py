@@ -186,9 +186,8 @@ def mail_parameters(conn: Connection, content: Content, options: DeliveryOptions
             )
         params.append("REQUIRETLS")
     if options.auth_from and "AUTH" in keywords:
-        params.append(
-            "AUTH=<>" if options.auth_from == "<>" else f"AUTH={xtext(options.auth_from)}"
-        )
+        mailbox = options.auth_from.removeprefix("<").removesuffix(">")  # "<a@b>" as "a@b"
+        params.append(f"AUTH={xtext(mailbox)}" if mailbox else "AUTH=<>")
     return params
 
 

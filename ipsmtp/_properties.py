@@ -50,8 +50,14 @@ class Firewall(BaseModel):
     """Proxy settings (the IPWorks Firewall type). An empty `host` with `auto_detect` reads the
     proxy from the environment (``ALL_PROXY``, ``HTTPS_PROXY``, ...)."""
 
+    # revalidate_instances: a Firewall built with model_copy(update=...) skipped validation
+    # (a str password, a CR in the host); assigning it to `firewall` validates it again.
     model_config = ConfigDict(
-        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True
+        frozen=True,
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+        revalidate_instances="always",
     )
 
     firewall_type: FirewallTypeField = Field(FirewallType.NONE, alias="FirewallType")

@@ -48,6 +48,7 @@ class ProxySettings:
     port: int
     user: str = ""
     password: str = ""
+    remote_dns: bool = False  # let the proxy resolve the name (socks5h:// from the environment)
 
 
 @dataclass(frozen=True)
@@ -390,8 +391,11 @@ def _connect_via_proxy(
         FirewallType.SOCKS5: ProxyType.SOCKS5,
     }
     # SOCKS4A always lets the proxy resolve the name; SOCKS5 does when the host name is given
-    # with a leading "*" (the IPWorks convention), and otherwise we resolve it here.
-    remote_dns = proxy.firewall_type == FirewallType.SOCKS4A or host.startswith("*")
+    # with a leading "*" (the IPWorks convention) or the proxy came from a socks5h:// URL, and
+    # otherwise we resolve it here. HTTP CONNECT always sends the name.
+    remote_dns = (
+        proxy.remote_dns or proxy.firewall_type == FirewallType.SOCKS4A or host.startswith("*")
+    )
     target = host.lstrip("*")
     client = Proxy.create(
         proxy_type=proxy_types[proxy.firewall_type],

@@ -140,7 +140,9 @@ class Command:
         """The command as the protocol trace shows it, with secrets redacted."""
         if self.secret_from is None:
             return self.line()
-        shown = [*self.args[: self.secret_from], REDACTED]
+        shown = list(self.args[: self.secret_from])
+        if len(self.args) > self.secret_from:
+            shown.append(REDACTED)
         return " ".join((self.verb, *shown)) if self.verb else " ".join(shown)
 
 

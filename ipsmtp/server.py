@@ -161,6 +161,8 @@ MailCallback = Callable[[str, list[str]], Reply]
 ReceiveCallback = Callable[[ReceivedMessage], Reply]
 DeliverCallback = Callable[[str, ReceivedMessage], Reply]
 
+AUTH_LINE_LIMIT = 12288 + 2  # RFC 4954 §4: an AUTH response line of 12288 octets, and CRLF
+
 # The extensions this server implements beyond aiosmtpd, for `Server(features=...)`.
 FEATURES = ("PIPELINING", "CHUNKING", "BINARYMIME", "DSN", "ENHANCEDSTATUSCODES", "REQUIRETLS")
 
@@ -206,12 +208,7 @@ class _Protocol(_AioSMTP):
         chunks with `readexactly()` and AUTH with `readline()`: every read is counted so each
         command can be placed in the stream, and only default-separator lines are commands."""
         reader = self._reader
-        readuntil, readexactly, readline, read = (
-            reader.readuntil,
-            reader.readexactly,
-            reader.readline,
-            reader.read,
-        )
+        readuntil, readexactly, read = reader.readuntil, reader.readexactly, reader.read
         record = self.record
 
         async def counted_readuntil(separator: bytes = b"\n") -> bytes:
@@ -228,9 +225,20 @@ class _Protocol(_AioSMTP):
             return data
 
         async def counted_readline() -> bytes:
-            line = await readline()
-            self._consumed += len(line)
-            return line
+            # AUTH responses: RFC 4954 §4 lets them be 12288 octets long, far past the
+            # stream's line limit (a Kerberos ticket is a few KiB of base64).
+            parts: list[bytes] = []
+            while True:
+                try:
+                    part = await readuntil(b"\n")
+                except asyncio.LimitOverrunError as overrun:
+                    part = await read(overrun.consumed)
+                except asyncio.IncompleteReadError as closed:
+                    part = closed.partial
+                self._consumed += len(part)
+                parts.append(part)
+                if not part or part.endswith(b"\n") or sum(map(len, parts)) > AUTH_LINE_LIMIT:
+                    return b"".join(parts)
 
         async def counted_read(n: int = -1) -> bytes:
             data = await read(n)

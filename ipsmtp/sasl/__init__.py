@@ -15,8 +15,9 @@ response, ``*`` to cancel, and a cap on the number of challenge rounds (smtplib'
 line is secret: the client's trace shows ``****`` in its place.
 
 Mechanisms: PLAIN, LOGIN, CRAM-MD5 (`_password`); XOAUTH2, OAUTHBEARER (`_oauth`);
-SCRAM-SHA-256 and SCRAM-SHA-1 (`_scram`); DIGEST-MD5 (`_digest`); NTLM and GSSAPI through the
-optional pyspnego (`_spnego`). `choose()` (`_registry`) maps an `AuthMechanism` to one of them.
+SCRAM-SHA-256 and SCRAM-SHA-1 (`_scram`); DIGEST-MD5 (`_digest`); NTLM through the optional
+pyspnego (`_spnego`); GSSAPI through the optional python-gssapi (`_gssapi`). `choose()`
+(`_registry`) maps an `AuthMechanism` to one of them.
 
 The package is sans-IO, except that GSSAPI's Kerberos library may ask a KDC for a ticket. To
 add a mechanism: subclass `Mechanism`, give it a `name` and a `flow()`, and `register()` it.
@@ -25,12 +26,13 @@ add a mechanism: subclass `Mechanism`, give it a `name` and a `flow()`, and `reg
 from ._base import Credentials, Mechanism, SASLFlow, Target
 from ._digest import DigestMD5
 from ._exchange import MAX_ROUNDS, Exchange
+from ._gssapi import GSSAPI
 from ._oauth import OAuthBearer, XOAuth2
 from ._password import CramMD5, Login, Plain
 from ._registry import choose, register
 from ._saslprep import saslprep
 from ._scram import Scram, ScramSHA1
-from ._spnego import GSSAPI, NTLM
+from ._spnego import NTLM
 
 __all__ = [
     "GSSAPI",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -72,6 +73,7 @@ class Mechanism:
 
     name: ClassVar[str] = ""
     mutual: ClassVar[bool] = False
+    carries_authzid: ClassVar[bool] = False  # can send an authorization identity
 
     def __init__(self, credentials: Credentials, target: Target | None = None) -> None:
         self.credentials = credentials
@@ -131,4 +133,24 @@ def bad_challenge(mechanism: str, detail: str) -> SMTPAuthError:
     return SMTPAuthError(
         f"the server's {mechanism} challenge is malformed: {detail}",
         code=ErrorCode.AUTH_BAD_CHALLENGE,
+    )
+
+
+def requires(mechanism: str, extra: str, *modules: str) -> str | None:
+    """Why `mechanism` cannot run: the optional `modules` not installed (None when all are)."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (
+        f"{mechanism} needs {' and '.join(missing)}, which is not installed: "
+        f"pip install 'ipsmtp[{extra}]'"
+    )
+
+
+def client_failure(mechanism: str, exc: BaseException) -> SMTPAuthError:
+    """A failure inside a security library (pyspnego, GSSAPI): their messages name principals
+    and status codes, never the password."""
+    return SMTPAuthError(
+        f"{mechanism} failed on the client side: {type(exc).__name__}: {exc}",
+        code=ErrorCode.AUTH_FAILED,
     )

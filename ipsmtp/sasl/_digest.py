@@ -93,6 +93,7 @@ class DigestMD5(Mechanism):
     the server's ``rspauth``. The digest-uri is ``smtp/<mail server name>``."""
 
     name = NAME
+    carries_authzid = True
     mutual = True
 
     def __init__(

@@ -27,14 +27,23 @@ class Exchange:
         self.rounds = 0
         self.failure: SMTPAuthError | None = None
         self._flow = mechanism.flow()
+        self._deferred: str | None = None
 
-    def initial_response(self) -> str | None:
+    def initial_response(self, limit: int | None = None) -> str | None:
         """The AUTH command's second argument: base64, ``=`` when empty, None when absent.
-        Raises `SMTPAuthError` when the mechanism cannot start (before anything is sent)."""
+
+        An initial response longer than `limit` characters is held back (RFC 4954 §4: the
+        AUTH command must stay within the 512-octet command line), and sent as the answer to
+        the server's first, empty, challenge instead. Raises `SMTPAuthError` when the
+        mechanism cannot start (before anything is sent)."""
         first = next(self._flow)
         if first is None:
             return None
-        return base64.b64encode(first).decode("ascii") or "="
+        encoded = base64.b64encode(first).decode("ascii") or "="
+        if limit is not None and len(encoded) > limit:
+            self._deferred = encoded
+            return None
+        return encoded
 
     def respond(self, challenge: str) -> str:
         """The line that answers a 334 challenge (its text, still base64): base64, or ``*``."""
@@ -46,6 +55,17 @@ class Exchange:
             )
         if self.failure is not None:
             return "*"
+        if self._deferred is not None:
+            deferred, self._deferred = self._deferred, None
+            if challenge.strip():
+                return self._cancel(
+                    SMTPAuthError(
+                        f"the server sent a {self.mechanism.name} challenge where it should "
+                        "have asked for the initial response with an empty one",
+                        code=ErrorCode.AUTH_BAD_CHALLENGE,
+                    )
+                )
+            return deferred
         try:
             decoded = base64.b64decode(challenge.strip(), validate=True)
         except (binascii.Error, ValueError):

@@ -23,7 +23,7 @@ def describe_oauth_error(challenge: bytes) -> str:
     """A short account of an OAuth error challenge, e.g. ``status=401, scope=https://...``."""
     try:
         document = json.loads(challenge.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deep
         return challenge[:200].decode("ascii", "replace")
     if not isinstance(document, dict):
         return str(document)[:200]

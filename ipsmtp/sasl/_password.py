@@ -13,6 +13,7 @@ class Plain(Mechanism):
     """PLAIN (RFC 4616): ``authzid NUL user NUL password`` as the initial response."""
 
     name = "PLAIN"
+    carries_authzid = True
 
     def flow(self) -> SASLFlow:
         c = self.credentials

@@ -8,10 +8,11 @@ from .._enums import AuthMechanism
 from .._errors import ErrorCode, SMTPAuthError
 from ._base import Credentials, Mechanism, Target
 from ._digest import DigestMD5
+from ._gssapi import GSSAPI
 from ._oauth import OAuthBearer, XOAuth2
 from ._password import CramMD5, Login, Plain
 from ._scram import Scram, ScramSHA1
-from ._spnego import GSSAPI, NTLM
+from ._spnego import NTLM
 
 MechanismFactory = Callable[[Credentials, Target], Mechanism]
 _REGISTRY: dict[str, type[Mechanism] | MechanismFactory] = {}
@@ -61,6 +62,15 @@ def choose(
             f"the {'/'.join(candidates)} mechanism is not available in this version of ipsmtp",
             code=ErrorCode.AUTH_MECHANISM_UNSUPPORTED,
         )
+    if credentials.authzid:
+        carrying = [n for n in available if getattr(_REGISTRY[n], "carries_authzid", False)]
+        if not carrying:
+            raise SMTPAuthError(
+                f"{'/'.join(available)} cannot carry an authorization identity "
+                "(AuthorizationIdentity); PLAIN, SCRAM-SHA-256, DIGEST-MD5 and GSSAPI can",
+                code=ErrorCode.AUTH_MECHANISM_UNSUPPORTED,
+            )
+        available = carrying
     if offered is None:
         name = available[0]
     else:

@@ -30,7 +30,8 @@ def saslprep(text: str, *, allow_unassigned: bool = True) -> str:
         if stringprep.in_table_b1(char):  # mapped to nothing (soft hyphen, joiners, ...)
             continue
         mapped.append(" " if stringprep.in_table_c12(char) else char)
-    prepared = unicodedata.normalize("NFKC", "".join(mapped))
+    # RFC 3454 §4: normalization as of Unicode 3.2, like the stringprep tables themselves.
+    prepared = unicodedata.ucd_3_2_0.normalize("NFKC", "".join(mapped))
     for position, char in enumerate(prepared):
         if any(table(char) for table in _PROHIBITED):
             raise ValueError(f"SASLprep: prohibited character at position {position}")

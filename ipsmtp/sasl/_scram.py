@@ -87,6 +87,7 @@ class Scram(Mechanism):
     """
 
     name = "SCRAM-SHA-256"
+    carries_authzid = True
     hash_name: ClassVar[str] = "sha256"
     mutual = True
 
@@ -98,6 +99,7 @@ class Scram(Mechanism):
 
     def flow(self) -> SASLFlow:
         c, name = self.credentials, self.name
+        prepare(c.password, "password")  # refuse an unusable password before anything is sent
         gs2 = f"n,{'a=' + saslname(c.authzid) if c.authzid else ''},"
         client_first_bare = f"n={saslname(prepare(c.user, 'user name'))},r={self.nonce}"
         server_first = (yield (gs2 + client_first_bare).encode()).decode("utf-8", "replace")
@@ -109,7 +111,9 @@ class Scram(Mechanism):
         if not nonce.startswith(self.nonce) or len(nonce) == len(self.nonce):
             raise bad_challenge(name, "the server's nonce does not extend the client's")
         salt = unb64(salt_text, name, "the salt")
-        if not count.isdigit() or not MIN_ITERATIONS <= int(count) <= MAX_ITERATIONS:
+        # isdigit() alone admits "²" and 5000-digit strings, which int() refuses.
+        valid = count.isascii() and count.isdigit() and len(count) <= 9
+        if not valid or not MIN_ITERATIONS <= int(count) <= MAX_ITERATIONS:
             raise bad_challenge(
                 name,
                 f"the iteration count {count[:12]!r} is outside {MIN_ITERATIONS}..{MAX_ITERATIONS}",

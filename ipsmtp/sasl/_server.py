@@ -68,7 +68,7 @@ class PlainVerifier(Verifier):
         if len(parts) != 3:
             raise Refused
         authzid, user, password = parts
-        return _check_password(self.users, user, password, authzid)
+        return _check_password(self.users, user, password.encode(), authzid)
 
 
 class LoginVerifier(Verifier):
@@ -82,16 +82,25 @@ class LoginVerifier(Verifier):
     def flow(self, initial: bytes | None) -> ServerFlow:
         user = initial if initial is not None else (yield b"Username:")
         password = yield b"Password:"
-        return _check_password(self.users, user.decode("utf-8", "replace"), password.decode())
+        return _check_password(self.users, user.decode("utf-8", "replace"), password)
 
 
 def _check_password(
-    users: Mapping[str, str], user: str, password: str, authzid: str = ""
+    users: Mapping[str, str], user: str, password: bytes, authzid: str = ""
 ) -> Identity:
+    """Compare as bytes: what the client sent need not be text at all."""
     expected = users.get(user)
-    if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+    if expected is None or not hmac.compare_digest(expected.encode(), password):
         raise Refused
     return Identity(user, authzid)
+
+
+def _text(data: bytes) -> str:
+    """A message that must be UTF-8 (SCRAM, DIGEST-MD5); anything else is refused."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused from None
 
 
 class CramMD5Verifier(Verifier):
@@ -106,7 +115,7 @@ class CramMD5Verifier(Verifier):
         user, _, digest = answer.decode("utf-8", "replace").rpartition(" ")
         password = self.users.get(user)
         if password is None or not hmac.compare_digest(
-            cram_md5_digest(password, challenge), digest
+            cram_md5_digest(password, challenge).encode(), digest.encode()
         ):
             raise Refused
         return Identity(user)
@@ -123,8 +132,8 @@ class OAuthVerifier(Verifier):
         raw = (yield from _initial(initial)).decode("utf-8", "replace")
         if self.name == "OAUTHBEARER":
             gs2, _, rest = raw.partition("\x01")
-            flag, authzid, *tail = gs2.split(",")
-            if flag not in ("n", "y") or tail != [""] or not authzid.startswith("a="):
+            flag, _, authzid = gs2.removesuffix(",").partition(",")
+            if flag not in ("n", "y") or not gs2.endswith(",") or not authzid.startswith("a="):
                 raise Refused
             try:
                 user = unsaslname(authzid[2:])
@@ -137,7 +146,8 @@ class OAuthVerifier(Verifier):
             user = fields.get("user", "")
             dummy = b""
         expected = self.tokens.get(user)
-        if expected is not None and hmac.compare_digest(bearer(expected), fields.get("auth", "")):
+        sent = fields.get("auth", "").encode()
+        if expected is not None and hmac.compare_digest(bearer(expected).encode(), sent):
             return Identity(user)
         error = {"status": "invalid_token" if self.name == "OAUTHBEARER" else "401"}
         error["scope"] = f"smtp://{self.hostname}/"
@@ -157,7 +167,7 @@ class ScramVerifier(Verifier):
         self.name, self.hash_name, self.users, self.iterations = name, hash_name, users, iterations
 
     def flow(self, initial: bytes | None) -> ServerFlow:
-        first = (yield from _initial(initial)).decode("utf-8")
+        first = _text((yield from _initial(initial)))
         flag, authzid, bare = first.split(",", 2) if first.count(",") >= 2 else ("", "", "")
         if flag not in ("n", "y") or (authzid and not authzid.startswith("a=")):
             raise Refused  # no channel binding here ("p=" is SCRAM-*-PLUS)
@@ -169,7 +179,7 @@ class ScramVerifier(Verifier):
         salt = hashlib.sha256(b"ipsmtp-scram-salt:" + user.encode()).digest()[:16]
         nonce = client_nonce + secrets.token_urlsafe(18)
         server_first = f"r={nonce},s={b64(salt)},i={self.iterations}"
-        final = (yield server_first.encode()).decode("utf-8")
+        final = _text((yield server_first.encode()))
         without_proof, _, proof_part = final.rpartition(",p=")
         attributes = _parse(without_proof)
         gs2 = f"{flag},{authzid},".encode()
@@ -204,7 +214,7 @@ class DigestMD5Verifier(Verifier):
             "charset=utf-8,algorithm=md5-sess"
         )
         try:
-            answer = parse_directives((yield challenge.encode()).decode("utf-8"))
+            answer = parse_directives(_text((yield challenge.encode())))
         except SMTPAuthError:
             raise Refused from None
         field = {name: values[0] for name, values in answer.items() if len(values) == 1}

@@ -625,6 +625,17 @@ def test_firewall_object_and_constructor() -> None:
     assert smtp2.firewall.port == 0
 
 
+def test_firewall_from_model_copy_is_validated_again() -> None:
+    # model_copy(update=...) skips validation; assigning the copy must not.
+    smtp = SMTP(firewall={"firewall_type": 3, "host": "p.example", "password": "a"})
+    smtp.firewall = smtp.firewall.model_copy(update={"password": "b"})
+    assert isinstance(smtp.firewall.password, SecretStr)
+    assert smtp.firewall.password.get_secret_value() == "b"
+    with pytest.raises(ValueError, match="single line"):
+        smtp.firewall = smtp.firewall.model_copy(update={"host": "p.example\r\nX: y"})
+    assert smtp.firewall.host == "p.example"
+
+
 # -- 5. password is secret ---------------------------------------------------------------------
 
 SECRET = "Tr0ub4dor&3-unique"

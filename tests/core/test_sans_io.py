@@ -201,6 +201,7 @@ def test_the_walk_follows_the_package_imports() -> None:
             "_base",
             "_digest",
             "_exchange",
+            "_gssapi",
             "_oauth",
             "_password",
             "_registry",

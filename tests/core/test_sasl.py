@@ -36,6 +36,7 @@ from ipsmtp.sasl import (
     choose,
     register,
 )
+from ipsmtp.sasl._base import requires
 
 BOB = Credentials("bob", "secret")
 
@@ -461,7 +462,9 @@ def test_every_mechanism_has_a_class(
 
 def test_a_mechanism_missing_its_package_is_refused_before_anything_is_sent() -> None:
     class Missing(NTLM):
-        needs = ("ipsmtp_test_no_such_module",)
+        @classmethod
+        def unavailable(cls) -> str | None:
+            return requires(cls.name, "ntlm", "ipsmtp_test_no_such_module")
 
     register("NTLM", Missing)
     try:
@@ -501,3 +504,54 @@ def test_credentials_secrets() -> None:
     assert Credentials("bob", "pw").secrets() == ("pw",)
     assert Credentials("bob", token="tok").secrets() == ("tok",)
     assert Credentials("bob").secrets() == ()
+
+
+# -- initial responses too long for the AUTH command line ---------------------------------------
+
+
+class Big(Mechanism):
+    """A mechanism with a 600-byte initial response (a Kerberos ticket is several KiB)."""
+
+    name = "BIG"
+
+    def flow(self) -> Generator[bytes | None, bytes, None]:
+        ok = yield b"x" * 600
+        yield b"done:" + ok
+
+
+def test_long_initial_response_waits_for_the_empty_challenge() -> None:
+    exchange = Exchange(Big(BOB))
+    assert exchange.initial_response(limit=500) is None
+    assert exchange.respond("") == b64(b"x" * 600)  # answers the server's "334 "
+    assert exchange.respond(b64(b"ok")) == b64(b"done:ok")
+    assert exchange.failure is None
+
+
+def test_short_initial_response_rides_on_the_command() -> None:
+    exchange = Exchange(Big(BOB))
+    assert exchange.initial_response(limit=800) == b64(b"x" * 600)
+
+
+def test_deferred_initial_response_refuses_a_real_challenge_in_its_place() -> None:
+    exchange = Exchange(Big(BOB))
+    assert exchange.initial_response(limit=500) is None
+    assert exchange.respond(b64(b"surprise")) == "*"
+    assert exchange.failure is not None
+    assert exchange.failure.code == ErrorCode.AUTH_BAD_CHALLENGE
+
+
+def test_deferred_initial_response_dialogue_stays_within_512_octets() -> None:
+    def big() -> Mechanism:
+        return Big(BOB)
+
+    session = ready()
+    exchange = Exchange(big())
+    initial = exchange.initial_response(limit=510 - len("AUTH BIG "))
+    assert initial is None
+    written = session.send(Command("AUTH", ("BIG",), secret_from=1))
+    assert written == b"AUTH BIG\r\n"
+    session.receive_data(b"334 \r\n")
+    event = session.next_event()
+    assert isinstance(event, Event) and event.reply.code == 334
+    line = session.send_auth_response(exchange.respond(event.reply.text))
+    assert line == b64(b"x" * 600).encode() + b"\r\n"

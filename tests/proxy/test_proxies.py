@@ -143,3 +143,17 @@ def test_auto_detect_from_the_environment(
         smtp.send()
         assert len(proxy.lines) == count, bypass
     assert len(server.messages) == 3
+
+
+def test_auto_detect_socks5h_url_with_quoted_credentials_resolves_at_the_proxy(
+    proxies: dict[str, ProxyProcess], server: Server, make_smtp: Callable[..., SMTP],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # socks5h:// means "the proxy resolves the name"; user info in a URL is percent-encoded.
+    proxy = proxies["socks5-auth"]
+    monkeypatch.setenv("ALL_PROXY", f"socks5h://proxyuser:proxy%2Dsecret@127.0.0.1:{proxy.port}")
+    smtp = make_smtp(server, **{**MESSAGE, "mail_server": "localhost"})
+    smtp.config("FirewallAutoDetect=true")
+    smtp.send()
+    assert proxy.relayed_to(f"localhost:{server.port}")
+    assert len(server.messages) == 1
