@@ -205,6 +205,7 @@ class SMTP:
     User = user
     attachments = _Property["list[str]"]("attachments")
     message_html = _Property[str]("message_html")
+    inline_images = _Property["dict[str, str]"]("inline_images")
 
     def __init__(self, **properties: Any) -> None:
         connect_now = bool(properties.pop("connected", properties.pop("Connected", False)))
@@ -645,6 +646,7 @@ class SMTP:
             max_header_length=c["MaxHeaderLength"],
             message_id_algorithm=c["MessageIdAlgorithm"],
             utf8=utf8,
+            time_zone=c["TimeZone"],
         )
 
     def _compose(self) -> Composed:
@@ -1086,9 +1088,10 @@ class SMTP:
 
     def process_queue(self, queue_dir: str | os.PathLike[str]) -> QueueReport:
         """Send every ``.queued`` message in `queue_dir` over one connection, pipelined like
-        `send_messages`. Each file is claimed by renaming it to ``.sending``; after the server
-        accepted it, it is deleted (or renamed ``.sent`` when KeepQueue is true); on failure it
-        is renamed, unchanged, to ``.failed`` with the reason in ``<id>.error``."""
+        `send_messages`, after any ``.sending`` file a crashed process left behind. Each file
+        is claimed (locked, then renamed ``.sending``); after the server accepted it, it is
+        deleted (or renamed ``.sent`` when KeepQueue is true); on failure it is renamed,
+        unchanged, to ``.failed`` with the reason in ``<id>.error``."""
         with self._operation():
             return process(os.fspath(queue_dir), self._send_queued, keep=self._config["KeepQueue"])
 

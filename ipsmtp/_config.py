@@ -235,6 +235,16 @@ def _xtext_safe(value: str) -> str | None:
     return None
 
 
+def _time_zone(value: str) -> str | None:
+    from ._message import zone_offset
+
+    try:
+        zone_offset(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _auth_from(value: str) -> str | None:
     if value in ("", "<>"):
         return None
@@ -377,6 +387,7 @@ _LIST: list[Setting] = [
     Setting("MaxMessageSize", int, 0, minimum=0),
     Setting("AllowPlaintextAuth", bool, False),
     Setting("AuthFrom", str, "", check=_auth_from),
+    Setting("TimeZone", str, "", check=_time_zone),
     Setting("KerberosSPN", str, "", check=_principal),
 ]
 

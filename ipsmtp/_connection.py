@@ -36,13 +36,12 @@ from ._errors import (
     SMTPResponseError,
     SMTPTLSError,
 )
-from ._events import CLIENT, SERVER, Emitter
+from ._events import CLIENT, SERVER, Emitter, tracing
 from ._reply import Reply
 from ._session import Session, State
 from ._tls import describe
 from ._transport import Interrupter, ProxySettings, SocketSettings, Transport
 from ._wire import NEED_DATA, REDACTED, Command
-from .signals import pi_trail
 
 __all__ = ["ConnectOptions", "Connection", "TLSMode"]
 
@@ -420,7 +419,7 @@ class Connection:
             if event is not NEED_DATA:
                 reply = event.reply
                 self.last_reply = reply
-                if pi_trail.receivers:
+                if tracing():
                     self._trace_reply(reply)
                 if reply.code == 421 and event.command.name != "QUIT":
                     self.close()
@@ -446,7 +445,7 @@ class Connection:
 
     @property
     def emit_trace(self) -> bool:
-        return bool(pi_trail.receivers)
+        return tracing()
 
     def command(self, command: Command) -> Reply:
         """Send one command and return its reply."""

@@ -4,17 +4,30 @@ The protocol core returns replies and commands; the connection and delivery code
 happens through an `Emitter`, which turns each report into the matching signal with the `SMTP`
 component as sender. Keeping every `send()` here keeps signal names and arguments in one place,
 and skips building the arguments when nobody listens.
+
+The PITrail also goes to the ``ipsmtp`` logger at DEBUG, already redacted (AUTH lines show
+``****``), as ``C: EHLO host`` / ``S: 250 ok`` / ``*: note`` with the direction, TLS flag and
+component in the record's ``smtp_direction``, ``smtp_tls`` and ``smtp`` attributes.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from . import signals
 
-__all__ = ["CLIENT", "INFO", "SERVER", "Emitter"]
+__all__ = ["CLIENT", "INFO", "SERVER", "Emitter", "log", "tracing"]
 
 CLIENT, SERVER, INFO = 0, 1, 2  # PITrail directions
+_PREFIX = ("C:", "S:", "*:")
+
+log = logging.getLogger("ipsmtp")
+
+
+def tracing() -> bool:
+    """Is anyone listening to the trace (a pi_trail receiver, or the logger at DEBUG)?"""
+    return bool(signals.pi_trail.receivers) or log.isEnabledFor(logging.DEBUG)
 
 
 class Emitter:
@@ -24,6 +37,13 @@ class Emitter:
     def trail(self, direction: int, message: str, tls: bool) -> None:
         if signals.pi_trail.receivers:
             signals.pi_trail.send(self.sender, direction=direction, message=message, tls=tls)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s",
+                _PREFIX[direction],
+                message,
+                extra={"smtp_direction": direction, "smtp_tls": tls, "smtp": self.sender},
+            )
 
     def info(self, message: str, tls: bool) -> None:
         self.trail(INFO, message, tls)

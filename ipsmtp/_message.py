@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone, tzinfo
 from email import policy as email_policy
 from email.header import Header as EncodedHeader
 from email.headerregistry import AddressHeader
@@ -82,6 +82,7 @@ class ComposeOptions:
     max_header_length: int = 78
     message_id_algorithm: str = "SHA1"
     utf8: bool = False  # headers as raw UTF-8 (SMTPUTF8, RFC 6532) instead of RFC 2047
+    time_zone: str = ""  # the Date header's zone: "" (local), UT, +hhmm, EST, Europe/Paris...
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ def computed_headers(
     add("Cc", props.cc)
     add("Subject", props.subject)
     if props.message_date == "*":
-        add("Date", format_datetime(datetime.now().astimezone()))
+        add("Date", format_datetime(now_in_zone(options.time_zone)))
     else:
         add("Date", props.message_date)
     add("Message-ID", message_id)
@@ -296,7 +297,7 @@ def compose(props: Properties, options: ComposeOptions, *, local_host: str) -> C
         _refuse_long_lines(text)
         mime: list[tuple[str, str]] = []
         body = [text]
-    elif props.attachments:
+    elif props.attachments or props.inline_images:
         mime, body = _multipart_with_files(props, options, body_charset)
     else:
         mime, text = _mime_body(props, options, body_charset)
@@ -364,41 +365,133 @@ def _text_message(props: Properties, options: ComposeOptions, charset: str) -> E
 def _multipart_with_files(
     props: Properties, options: ComposeOptions, charset: str
 ) -> tuple[list[tuple[str, str]], list[bytes | FileBody]]:
-    """multipart/mixed: the text part(s), then each file, base64-encoded while it is sent.
+    """The text with its inline images and attachments, each file base64-encoded while it
+    is sent:
+
+    * inline images: multipart/related, the text (or text/HTML alternative) first, then each
+      image with its Content-ID, for the HTML to show as ``<img src="cid:logo">``;
+    * attachments: multipart/mixed, the text (or the related part) first, then each file.
 
     The email package writes every header (part headers, RFC 2231 file names); the files'
-    bodies are never held in memory. The boundary is random; base64 never contains "-", so
-    it cannot occur in an attachment.
+    bodies are never held in memory. Boundaries are random; base64 never contains "-", so one
+    cannot occur in a file part.
     """
     policy = _policy(options)
-    boundary = f"=_ipsmtp_{uuid.uuid4().hex}"
-    top = [
-        ("MIME-Version", "MIME-Version: 1.0\r\n"),
-        ("Content-Type", f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n'),
-    ]
-    delimiter = f"--{boundary}\r\n".encode()
-    parts: list[bytes | FileBody] = [b"This is a multi-part message in MIME format.\r\n"]
+    text: list[bytes | FileBody] = []
     if props.message_text or props.message_html:
-        parts.append(delimiter + _text_message(props, options, charset).as_bytes(policy=policy))
-    for path in props.attachments:
-        try:
-            size = os.stat(path).st_size
-        except OSError as exc:
-            raise SMTPError(
-                f"cannot read attachment {path}: {exc.strerror or exc}", code=ErrorCode.FILE_ERROR
-            ) from exc
-        ctype, encoding = mimetypes.guess_type(path)
-        if ctype is None or encoding is not None:
-            ctype = "application/octet-stream"
-        part = EmailMessage(policy=policy)
-        part["Content-Type"] = ctype
-        part["Content-Transfer-Encoding"] = "base64"
-        part.add_header("Content-Disposition", "attachment", filename=os.path.basename(path))
-        head = "".join(policy.fold(name, value) for name, value in part.items())
-        parts.append(delimiter + head.encode("ascii") + b"\r\n")
-        parts.append(FileBody(path, size))
-    parts.append(f"--{boundary}--\r\n".encode())
-    return top, parts
+        text.append(_text_message(props, options, charset).as_bytes(policy=policy))
+    if props.inline_images:
+        parts = [
+            _file_part(path, policy, "inline", content_id)
+            for content_id, path in props.inline_images.items()
+        ]
+        related = "multipart/alternative" if props.message_html and props.message_text else ""
+        ctype = "multipart/related" + (f'; type="{related}"' if related else "")
+        headers, body = _multipart(ctype, [text] if text else [], parts)
+        if not props.attachments:
+            return [("MIME-Version", "MIME-Version: 1.0\r\n"), *headers], body
+        text = [
+            "".join(line for _, line in headers).encode("ascii") + b"\r\n",
+            *body,
+        ]
+    files = [_file_part(path, policy, "attachment") for path in props.attachments]
+    headers, body = _multipart("multipart/mixed", [text] if text else [], files)
+    return [("MIME-Version", "MIME-Version: 1.0\r\n"), *headers], body
+
+
+def _multipart(
+    ctype: str, *groups: list[list[bytes | FileBody]]
+) -> tuple[list[tuple[str, str]], list[bytes | FileBody]]:
+    """A multipart entity: its Content-Type header and its body, the parts of `groups` in
+    order, each a complete entity (headers, blank line, body ending in CRLF)."""
+    boundary = f"=_ipsmtp_{uuid.uuid4().hex}"
+    delimiter = f"--{boundary}\r\n".encode()
+    body: list[bytes | FileBody] = [b"This is a multi-part message in MIME format.\r\n"]
+    for group in groups:
+        for part in group:
+            first, *rest = part
+            body.append(delimiter + first if isinstance(first, bytes) else delimiter)
+            if not isinstance(first, bytes):
+                body.append(first)
+            body.extend(rest)
+    body.append(f"--{boundary}--\r\n".encode())
+    return [("Content-Type", f'Content-Type: {ctype}; boundary="{boundary}"\r\n')], body
+
+
+def _file_part(
+    path: str, policy: EmailPolicy[EmailMessage], disposition: str, content_id: str = ""
+) -> list[bytes | FileBody]:
+    """A file as a MIME part: its headers, then its body base64-encoded as it is read."""
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        what = "inline image" if content_id else "attachment"
+        raise SMTPError(
+            f"cannot read {what} {path}: {exc.strerror or exc}", code=ErrorCode.FILE_ERROR
+        ) from exc
+    ctype, encoding = mimetypes.guess_type(path)
+    if ctype is None or encoding is not None:
+        ctype = "application/octet-stream"
+    part = EmailMessage(policy=policy)
+    part["Content-Type"] = ctype
+    part["Content-Transfer-Encoding"] = "base64"
+    if content_id:
+        part["Content-ID"] = f"<{content_id}>"
+    part.add_header("Content-Disposition", disposition, filename=os.path.basename(path))
+    head = "".join(policy.fold(name, value) for name, value in part.items())
+    return [head.encode("ascii") + b"\r\n", FileBody(path, size)]
+
+
+def now_in_zone(zone: str) -> datetime:
+    """The current time in `zone` (the TimeZone setting): "" or LOCAL for the local zone,
+    UT/UTC/GMT/Z, a numeric offset (+hhmm, -hh:mm), an RFC 822 US zone (EST, CDT, ...), or
+    an IANA name (Europe/Paris)."""
+    offset = zone_offset(zone)
+    if offset is None:
+        return datetime.now().astimezone()
+    if isinstance(offset, timedelta):
+        return datetime.now(timezone(offset))
+    return datetime.now(offset)
+
+
+_RFC822_ZONES = {
+    "EST": -5,
+    "EDT": -4,
+    "CST": -6,
+    "CDT": -5,
+    "MST": -7,
+    "MDT": -6,
+    "PST": -8,
+    "PDT": -7,
+}
+
+
+def zone_offset(zone: str) -> timedelta | tzinfo | None:
+    """Parse a TimeZone value; None for the local zone. Raises ValueError when unknown."""
+    text = zone.strip()
+    upper = text.upper()
+    if upper in ("", "LOCAL"):
+        return None
+    if upper in ("UT", "UTC", "GMT", "Z"):
+        return timedelta(0)
+    if upper in _RFC822_ZONES:
+        return timedelta(hours=_RFC822_ZONES[upper])
+    match = re.fullmatch(r"([+-])(\d\d):?(\d\d)", text)
+    if match:
+        hours, minutes = int(match.group(2)), int(match.group(3))
+        if hours > 23 or minutes > 59:
+            raise ValueError(f"{zone!r} is not an offset: use -2359..+2359")
+        sign = -1 if match.group(1) == "-" else 1
+        return sign * timedelta(hours=hours, minutes=minutes)
+    try:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {zone!r}: use LOCAL, UT, +hhmm, EST/EDT/CST/CDT/MST/MDT/PST/PDT "
+            "or an IANA name such as Europe/Paris"
+        ) from None
 
 
 _PLAIN_TEXT_HEADERS = [

@@ -8,6 +8,7 @@ is its IPWorks name, and both spellings are accepted as constructor keywords. `S
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 from functools import partial
@@ -115,6 +116,10 @@ def validate_other_headers(value: str) -> str:
     return value
 
 
+# RFC 5322 msg-id without the angle brackets: dot-atom text, optionally "@" and more.
+_CONTENT_ID = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+(@[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+)?")
+
+
 class Properties(BaseModel):
     """Every settable property. Field names are the snake_case names; aliases are IPWorks'."""
 
@@ -160,6 +165,7 @@ class Properties(BaseModel):
     user: str = Field("", alias="User")
     attachments: list[str] = Field(default_factory=list)
     message_html: str = Field("")
+    inline_images: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("bcc", "cc", "send_to", "reply_to")
     @classmethod
@@ -225,6 +231,20 @@ class Properties(BaseModel):
             if not path:
                 raise ValueError("an attachment path is empty")
         return list(value)
+
+    @field_validator("inline_images")
+    @classmethod
+    def _inline_images(cls, value: dict[str, str]) -> dict[str, str]:
+        for content_id, path in value.items():
+            if not _CONTENT_ID.fullmatch(content_id):
+                raise ValueError(
+                    f"inline image id {content_id!r} must be a Content-ID such as 'logo' or "
+                    "'logo@example.com' (letters, digits and !#$%&'*+-/=?^_`{|}~.@)"
+                )
+            check_single_line(path, "inline image path")
+            if not path:
+                raise ValueError(f"the path of inline image {content_id!r} is empty")
+        return dict(value)
 
     def changed_from_default(self, name: str) -> bool:
         return name in self.model_fields_set

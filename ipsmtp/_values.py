@@ -59,9 +59,11 @@ class QueueReport:
 
     `failed` maps each failed file (now ``.failed``) to the reason; `transient` lists the failed
     files whose failure was temporary (a 4xx reply, a timeout or a lost connection), worth
-    retrying later.
+    retrying later. `recovered` lists the ``.sending`` files a crashed process had left, which
+    this run claimed and sent again (each is also in `sent` or `failed`).
     """
 
     sent: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     transient: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)

@@ -214,24 +214,99 @@ def demo(plain: bool) -> None:
         )
 
 
+def connection_options(command: Any) -> Any:
+    """The options every command that talks to a mail server shares."""
+    options = [
+        click.option("--server", "-s", "server", required=True, help="Mail server host or IP."),
+        click.option(
+            "--port", "-p", default=0, type=int, help="Port (default: 25, or 465 for implicit)."
+        ),
+        click.option(
+            "--tls",
+            type=click.Choice(list(_TLS_MODES)),
+            default="auto",
+            show_default=True,
+            help="auto: STARTTLS when offered (implicit on 465); starttls: required.",
+        ),
+        click.option(
+            "--require-tls", is_flag=True, help="With --tls auto: fail unless TLS starts."
+        ),
+        click.option("--user", "-u", default="", help="Login name (AUTH)."),
+        click.option(
+            "--password",
+            envvar="IPSMTP_PASSWORD",
+            default="",
+            help="Password; better given in the IPSMTP_PASSWORD environment variable.",
+        ),
+        click.option("--config", "configs", multiple=True, help="Config setting 'Name=Value'."),
+        click.option(
+            "--timeout", default=60, type=int, show_default=True, help="Seconds per step."
+        ),
+        click.option("--trace", is_flag=True, help="Print the protocol trace (secrets redacted)."),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def connect_settings(
+    server: str,
+    port: int,
+    tls: str,
+    require_tls: bool,
+    user: str,
+    password: str,
+    timeout: int,
+) -> dict[str, Any]:
+    mode = _TLS_MODES[tls]
+    if not port:
+        port = 465 if mode is SSLStartMode.IMPLICIT else 25
+    return {
+        "mail_server": server,
+        "mail_port": port,
+        "ssl_start_mode": mode,
+        "ssl_enabled": require_tls,
+        "user": user,
+        "password": password,
+        "timeout": timeout,
+    }
+
+
+def make_component(settings: dict[str, Any], configs: tuple[str, ...], out: Console) -> SMTP:
+    """The SMTP component, or exit 2 with the reason when an option is invalid."""
+    try:
+        smtp = SMTP(**settings)
+        for setting in configs:
+            smtp.config(setting)
+    except (ValueError, SMTPError) as error:
+        out.print(f"[red]invalid option: {escape(str(error))}[/]")
+        sys.exit(2)
+    return smtp
+
+
+def fail(error: SMTPError, as_json: bool, out: Console) -> None:
+    """Report `error` (as JSON on stdout with --json) and exit with its code."""
+    if as_json:
+        print(
+            json.dumps({"error": type(error).__name__, "code": error.code, "message": str(error)})
+        )
+    else:
+        out.print(f"[red]{type(error).__name__}: {escape(str(error))}[/]")
+    sys.exit(exit_code(error))
+
+
+@contextmanager
+def maybe_trace(smtp: SMTP, out: Console, trace: bool) -> Iterator[None]:
+    if trace:
+        with show_trace(smtp, out):
+            yield
+    else:
+        yield
+
+
 @main.command()
-@click.option("--server", "-s", "server", required=True, help="Mail server host name or IP.")
-@click.option("--port", "-p", default=0, type=int, help="Port (default: 25, or 465 for implicit).")
-@click.option(
-    "--tls",
-    type=click.Choice(list(_TLS_MODES)),
-    default="auto",
-    show_default=True,
-    help="auto: STARTTLS when offered (implicit on 465); starttls: required.",
-)
-@click.option("--require-tls", is_flag=True, help="With --tls auto: fail unless TLS starts.")
-@click.option("--user", "-u", default="", help="Login name (AUTH).")
-@click.option(
-    "--password",
-    envvar="IPSMTP_PASSWORD",
-    default="",
-    help="Password; better given in the IPSMTP_PASSWORD environment variable.",
-)
+@connection_options
 @click.option("--from", "sender", required=True, help="Sender: 'Name <addr>' or addr.")
 @click.option("--to", "to", multiple=True, help="Recipient (repeatable, or comma-separated).")
 @click.option("--cc", multiple=True, help="Cc recipient (repeatable).")
@@ -244,6 +319,7 @@ def demo(plain: bool) -> None:
     default=None,
     help="Read the message text from a file ('-' for stdin).",
 )
+@click.option("--html", default=None, help="An HTML alternative of the message text.")
 @click.option(
     "--attach",
     multiple=True,
@@ -251,10 +327,6 @@ def demo(plain: bool) -> None:
     help="Attach a file (repeatable).",
 )
 @click.option("--header", "headers", multiple=True, help="Extra header 'Name: value'.")
-@click.option("--config", "configs", multiple=True, help="Config setting 'Name=Value'.")
-@click.option("--timeout", default=60, type=int, show_default=True, help="Seconds per step.")
-@click.option("--trace", is_flag=True, help="Print the protocol trace (secrets redacted).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def send(
     server: str,
     port: int,
@@ -262,6 +334,10 @@ def send(
     require_tls: bool,
     user: str,
     password: str,
+    configs: tuple[str, ...],
+    timeout: int,
+    trace: bool,
+    as_json: bool,
     sender: str,
     to: tuple[str, ...],
     cc: tuple[str, ...],
@@ -269,63 +345,270 @@ def send(
     subject: str,
     body: str | None,
     body_file: Any,
+    html: str | None,
     attach: tuple[str, ...],
     headers: tuple[str, ...],
-    configs: tuple[str, ...],
-    timeout: int,
-    trace: bool,
-    as_json: bool,
 ) -> None:
     """Send one message."""
-    mode = _TLS_MODES[tls]
-    if not port:
-        port = 465 if mode is SSLStartMode.IMPLICIT else 25
     text = body if body is not None else (body_file.read() if body_file else "")
     out = Console(stderr=True, highlight=False) if as_json else console
+    settings = connect_settings(server, port, tls, require_tls, user, password, timeout)
+    settings.update(
+        from_=sender,
+        send_to=", ".join(to),
+        cc=", ".join(cc),
+        bcc=", ".join(bcc),
+        subject=subject,
+        message_text=text,
+        message_html=html or "",
+        attachments=list(attach),
+        other_headers="\r\n".join(headers),
+    )
+    smtp = make_component(settings, configs, out)
     try:
-        smtp = SMTP(
-            mail_server=server,
-            mail_port=port,
-            ssl_start_mode=mode,
-            ssl_enabled=require_tls,
-            user=user,
-            password=password,
-            from_=sender,
-            send_to=", ".join(to),
-            cc=", ".join(cc),
-            bcc=", ".join(bcc),
-            subject=subject,
-            message_text=text,
-            attachments=list(attach),
-            other_headers="\r\n".join(headers),
-            timeout=timeout,
-        )
-        for setting in configs:
-            smtp.config(setting)
-    except (ValueError, SMTPError) as error:
-        out.print(f"[red]invalid option: {escape(str(error))}[/]")
-        sys.exit(2)
-    try:
-        with show_progress(smtp, out):
-            if trace:
-                with show_trace(smtp, out):
-                    result = smtp.send()
-            else:
-                result = smtp.send()
+        with show_progress(smtp, out), maybe_trace(smtp, out, trace):
+            result = smtp.send()
     except SMTPError as error:
-        if as_json:
-            print(
-                json.dumps(
-                    {"error": type(error).__name__, "code": error.code, "message": str(error)}
-                )
-            )
-        else:
-            out.print(f"[red]{type(error).__name__}: {escape(str(error))}[/]")
-        sys.exit(exit_code(error))
+        fail(error, as_json, out)
     if as_json:
         print(result_json(result))
     else:
         out.print(result_table(result))
+
+
+@main.command()
+@connection_options
+@click.argument("address")
+def verify(
+    server: str,
+    port: int,
+    tls: str,
+    require_tls: bool,
+    user: str,
+    password: str,
+    configs: tuple[str, ...],
+    timeout: int,
+    trace: bool,
+    as_json: bool,
+    address: str,
+) -> None:
+    """Ask the server about ADDRESS (VRFY). Exit 0 when it knows it or will try (250, 251,
+    252), 7 when it refuses."""
+    out = Console(stderr=True, highlight=False) if as_json else console
+    settings = connect_settings(server, port, tls, require_tls, user, password, timeout)
+    smtp = make_component(settings, configs, out)
+    try:
+        with maybe_trace(smtp, out, trace):
+            smtp.connect()
+            try:
+                text = smtp.verify(address)
+                reply = smtp.last_reply
+            finally:
+                smtp.disconnect()
+    except SMTPError as error:
+        fail(error, as_json, out)
+    if as_json:
+        print(json.dumps({"address": address, "reply": reply, "text": text}))
+    else:
+        out.print(f"{escape(address)}: {escape(reply)}")
+
+
+@main.group()
+def queue() -> None:
+    """Look at and send a queue directory (written by SMTP.queue())."""
+
+
+@queue.command("list")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+def queue_list(directory: str, as_json: bool) -> None:
+    """List the messages in DIRECTORY: queued, sending, failed (with the reason) and sent."""
+    from ._queue import list_entries
+
+    entries = list_entries(directory)
+    if as_json:
+        print(json.dumps([entry.as_dict() for entry in entries]))
+        return
+    table = Table("id", "state", "from", "to", "bytes", "queued at", "reason", box=None)
+    for entry in entries:
+        table.add_row(
+            entry.id,
+            entry.state,
+            escape(entry.sender),
+            escape(", ".join(entry.recipients)),
+            str(entry.size),
+            entry.created,
+            escape(entry.reason),
+        )
+    console.print(table)
+    states = {state: sum(e.state == state for e in entries) for state in ("queued", "failed")}
+    console.print(f"{len(entries)} files: {states['queued']} queued, {states['failed']} failed")
+
+
+@queue.command("process")
+@connection_options
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+def queue_process(
+    server: str,
+    port: int,
+    tls: str,
+    require_tls: bool,
+    user: str,
+    password: str,
+    configs: tuple[str, ...],
+    timeout: int,
+    trace: bool,
+    as_json: bool,
+    directory: str,
+) -> None:
+    """Send every queued message in DIRECTORY. Exit 0 when all were sent, 9 when some
+    failed (their files are now .failed, the reason in .error)."""
+    out = Console(stderr=True, highlight=False) if as_json else console
+    settings = connect_settings(server, port, tls, require_tls, user, password, timeout)
+    smtp = make_component(settings, configs, out)
+    try:
+        with maybe_trace(smtp, out, trace):
+            report = smtp.process_queue(directory)
+    except SMTPError as error:
+        fail(error, as_json, out)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "sent": report.sent,
+                    "failed": report.failed,
+                    "transient": report.transient,
+                    "recovered": report.recovered,
+                }
+            )
+        )
+    else:
+        for path in report.recovered:
+            out.print(f"[yellow]recovered[/] {escape(path)} (left by a crashed process)")
+        for path in report.sent:
+            out.print(f"[green]sent[/] {escape(path)}")
+        for path, reason in report.failed.items():
+            kind = "temporary" if path in report.transient else "permanent"
+            out.print(f"[red]failed ({kind})[/] {escape(path)}: {escape(reason)}")
+        out.print(f"{len(report.sent)} sent, {len(report.failed)} failed")
+    if report.failed:
+        sys.exit(9)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", "-p", default=2525, show_default=True, help="Port (0: any free port).")
+@click.option(
+    "--maildir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Save each message to this Maildir (created if missing).",
+)
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
+@click.option("--implicit-tls", is_flag=True, help="TLS from the first byte instead of STARTTLS.")
+@click.option(
+    "--user",
+    "users",
+    multiple=True,
+    help="Accept AUTH for 'name:password' (repeatable); AUTH over plaintext is allowed.",
+)
+@click.option("--require-auth", is_flag=True, help="Refuse mail until the client authenticates.")
+@click.option("--max-connections", type=int, default=None, help="Connections served at once.")
+@click.option("--count", type=int, default=0, help="Exit after this many messages (0: never).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per message.")
+def serve(
+    host: str,
+    port: int,
+    maildir: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    implicit_tls: bool,
+    users: tuple[str, ...],
+    require_auth: bool,
+    max_connections: int | None,
+    count: int,
+    as_json: bool,
+) -> None:
+    """Run the embedded SMTP server in the foreground and print a line per message."""
+    import mailbox
+    import threading
+    import time
+
+    from .server import ReceivedMessage, Server
+
+    accounts = {}
+    for spec in users:
+        name, found, secret = spec.partition(":")
+        if not found:
+            raise click.BadParameter("use name:password", param_hint="--user")
+        accounts[name] = secret
+    box = mailbox.Maildir(maildir, create=True) if maildir else None
+    done = threading.Event()
+    seen = 0
+
+    def on_receive(message: ReceivedMessage) -> None:
+        nonlocal seen
+        if box is not None:
+            box.add(message.data)
+        parsed = message.message
+        subject = str(parsed.get("Subject", ""))
+        line = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "from": message.mail_from,
+            "to": message.rcpt_tos,
+            "bytes": len(message.data),
+            "subject": subject,
+            "message_id": str(parsed.get("Message-ID", "")),
+            "tls": message.tls,
+            "auth_user": message.auth_user,
+        }
+        if as_json:
+            print(json.dumps(line), flush=True)
+        else:
+            console.print(
+                f"{line['time']}  {escape(message.mail_from)} -> "
+                f"{escape(', '.join(message.rcpt_tos))}  {line['bytes']} bytes  "
+                f"{escape(subject)}"
+                + ("  [TLS]" if message.tls else "")
+                + (f"  [user {escape(message.auth_user)}]" if message.auth_user else "")
+            )
+        seen += 1
+        if count and seen >= count:
+            done.set()
+
+    try:
+        server = Server(
+            host,
+            port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            implicit_tls=implicit_tls,
+            users=accounts,
+            auth_require_tls=False,
+            auth_required=require_auth,
+            max_connections=max_connections,
+            features=Server.ALL_FEATURES,
+            on_receive=on_receive,
+            history=100,
+            record_wire=False,
+        ).start()
+    except (OSError, ValueError) as error:
+        console.print(f"[red]cannot start the server: {escape(str(error))}[/]")
+        sys.exit(3)
+    where = f"{server.host}:{server.port}"
+    status = f"listening on {where}" + (" (implicit TLS)" if implicit_tls else "")
+    if as_json:
+        print(json.dumps({"listening": where}), flush=True)
+    else:
+        console.print(status + (f", saving to {maildir}" if maildir else "") + "; Ctrl-C stops")
+    try:
+        while not done.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":  # pragma: no cover

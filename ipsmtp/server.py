@@ -45,13 +45,39 @@ from aiosmtpd.smtp import AuthResult, Envelope, Session
 from ._server_auth import MECHANISMS, AuthSettings, NTLMUsers
 from .sasl._server import Identity, Refused
 
-__all__ = ["ReceivedMessage", "Server", "SessionRecord", "self_signed_context"]
+__all__ = ["ReceivedMessage", "Server", "SessionRecord", "self_signed_context", "server_context"]
 
 # aiosmtpd logs to "mail.log" without a handler, so Python's last-resort handler prints its
 # warnings (a client's failed TLS handshake, its own deprecation notice on every AUTH) to
 # stderr. A NullHandler keeps the embedded server quiet; logging configured by the
 # application still receives everything through propagation.
 logging.getLogger("mail.log").addHandler(logging.NullHandler())
+
+
+def server_context(
+    cert: str,
+    key: str | None = None,
+    min_version: ssl.TLSVersion | str | None = None,
+    max_version: ssl.TLSVersion | str | None = None,
+) -> ssl.SSLContext:
+    """A server TLS context from PEM files, optionally bounded to a range of TLS versions
+    (``ssl.TLSVersion`` or its name: ``"TLSv1_2"``, ``"TLSv1.2"``)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    if min_version is not None:
+        context.minimum_version = _tls_version(min_version)
+    if max_version is not None:
+        context.maximum_version = _tls_version(max_version)
+    return context
+
+
+def _tls_version(value: ssl.TLSVersion | str) -> ssl.TLSVersion:
+    if isinstance(value, ssl.TLSVersion):
+        return value
+    try:
+        return ssl.TLSVersion[value.replace(".", "_").replace("TLSV", "TLSv")]
+    except KeyError:
+        raise ValueError(f"unknown TLS version {value!r}; use e.g. TLSv1_2 or TLSv1_3") from None
 
 
 def self_signed_context(host: str = "127.0.0.1") -> tuple[ssl.SSLContext, bytes]:
@@ -157,9 +183,12 @@ class ReceivedMessage:
 
 
 Reply = str | None
+ConnectCallback = Callable[[Any], Reply]
+LoginCallback = Callable[[str, str, str], Reply]
 MailCallback = Callable[[str, list[str]], Reply]
 ReceiveCallback = Callable[[ReceivedMessage], Reply]
 DeliverCallback = Callable[[str, ReceivedMessage], Reply]
+DisconnectCallback = Callable[[SessionRecord], None]
 
 AUTH_LINE_LIMIT = 12288 + 2  # RFC 4954 §4: an AUTH response line of 12288 octets, and CRLF
 
@@ -198,6 +227,8 @@ class _Protocol(_AioSMTP):
         self._bdat_failed = False
         self._extra_mail_options: list[str] = []
         self._extra_rcpt_options: list[str] = []
+        self._refused = False
+        self._disconnected = False
         self._rcpt_options_by_address: dict[str, list[str]] = {}
 
     # -- recording -------------------------------------------------------------------------
@@ -258,7 +289,8 @@ class _Protocol(_AioSMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if not self._recording:  # connection_made runs again after STARTTLS
+        first = not self._recording
+        if first:  # connection_made runs again after STARTTLS
             self._recording = True
             self._record_commands()
         else:
@@ -267,10 +299,24 @@ class _Protocol(_AioSMTP):
         upgraded = self.session is not None and bool(self.session.ssl or self._tls_protocol)
         if upgraded or transport.get_extra_info("sslcontext") is not None:
             self.record.tls = True
+        if first:
+            refusal = self._owner._admit(self.record)
+            if refusal and isinstance(transport, asyncio.WriteTransport):
+                # Instead of the greeting (RFC 5321 §3.1): the refusal, then hang up.
+                self._refused = True
+                transport.write(f"{refusal}\r\n".encode())
+                transport.close()
+
+    async def _handle_client(self) -> None:
+        if not self._refused:
+            await super()._handle_client()
 
     def connection_lost(self, error: Exception | None) -> None:
         self.record.closed = True
         super().connection_lost(error)
+        if not self._disconnected:  # once, not again for the pre-TLS transport
+            self._disconnected = True
+            self._owner._call(self._owner.on_disconnect, self.record)
 
     # -- replies ---------------------------------------------------------------------------
 
@@ -452,6 +498,10 @@ class _Protocol(_AioSMTP):
             identity: Identity = done.value
         except Refused:
             return AuthResult(success=False, handled=False)  # handled=False: send the 535
+        refusal = self._owner._call(self._owner.on_login, identity.user, name, identity.authzid)
+        if refusal:
+            await self.push(refusal)
+            return AuthResult(success=False, handled=True)
         self.record.auth_mechanism = name
         self.record.auth_user, self.record.auth_authzid = identity
         return AuthResult(success=True, auth_data=identity)
@@ -590,9 +640,24 @@ class Server:
         extensions: extra EHLO keywords to announce without implementing them (for tests of
             a client's reaction).
         mailing_lists: name → member addresses, answered to EXPN.
+        tls_cert, tls_key: PEM files of the server's certificate (chain) and private key (the
+            key may be in `tls_cert`): builds the TLS context for STARTTLS, or for implicit
+            TLS with `implicit_tls=True`. `tls_min_version`/`tls_max_version` bound the
+            protocol (an `ssl.TLSVersion` or a name such as ``"TLSv1.2"``).
+        on_connect: ``(peer) -> None | "554 reply"`` when a client connects; a reply is sent
+            instead of the greeting and the connection closed.
+        on_login: ``(user, mechanism, authzid) -> None | "535 reply"`` after the credentials
+            checked out; a reply refuses the login all the same.
         on_mail_from, on_rcpt_to: ``(address, options) -> None | "5xx reply"``.
         on_receive: ``(ReceivedMessage) -> None | "5xx reply"`` at the end of data.
+        on_disconnect: ``(SessionRecord) -> None`` when a connection ends.
+        max_connections: connections served at once; one more gets ``421`` and is closed.
+        history: keep only the last `history` sessions and messages (None: all), for a
+            server that runs for long (``ipsmtp serve``).
         record_wire: keep the raw bytes of each session (turn off for huge messages).
+
+    Callbacks run in the server's thread; an exception in one is answered with a 5xx and
+    logged by aiosmtpd.
     """
 
     def __init__(
@@ -619,6 +684,16 @@ class Server:
         on_mail_from: MailCallback | None = None,
         on_rcpt_to: MailCallback | None = None,
         on_receive: ReceiveCallback | None = None,
+        on_connect: ConnectCallback | None = None,
+        on_login: LoginCallback | None = None,
+        on_disconnect: DisconnectCallback | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        implicit_tls: bool = False,
+        tls_min_version: ssl.TLSVersion | str | None = None,
+        tls_max_version: ssl.TLSVersion | str | None = None,
+        max_connections: int | None = None,
+        history: int | None = None,
         data_size_limit: int = 64 * 1024 * 1024,
         record_wire: bool = True,
         enable_smtputf8: bool = True,
@@ -626,6 +701,12 @@ class Server:
         self.host = host
         self.port = port
         self.hostname = hostname
+        if tls_cert is not None:
+            context = server_context(tls_cert, tls_key, tls_min_version, tls_max_version)
+            if implicit_tls:
+                implicit_tls_context = context
+            else:
+                starttls_context = context
         self.starttls_context = starttls_context
         self.implicit_tls_context = implicit_tls_context
         self.require_starttls = require_starttls
@@ -658,11 +739,18 @@ class Server:
         self.on_mail_from = on_mail_from
         self.on_rcpt_to = on_rcpt_to
         self.on_receive = on_receive
+        self.on_connect = on_connect
+        self.on_login = on_login
+        self.on_disconnect = on_disconnect
+        self.max_connections = max_connections
+        self.history = history
         self.data_size_limit = data_size_limit
         self.record_wire = record_wire
         self.enable_smtputf8 = enable_smtputf8
         self.messages: list[ReceivedMessage] = []
         self.sessions: list[SessionRecord] = []
+        self.received_count = 0  # messages accepted since start, whatever `history` kept
+        self._session_count = 0
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -718,19 +806,31 @@ class Server:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
-        loop.call_soon_threadsafe(self._close_all)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._close_all(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         self._loop = None
         self._thread = None
 
-    def _close_all(self) -> None:
-        assert self._loop is not None
+    async def _close_all(self) -> None:
+        """Close every connection and wait (a second at most) until each is really gone: a
+        TLS connection closes only after its close_notify exchange, and a socket the loop
+        never got to close would be left for the garbage collector to warn about."""
         if self._server is not None:
             self._server.close()
         for protocol in self._protocols:
             if protocol.transport is not None:
                 protocol.transport.close()
-        self._loop.call_soon(self._loop.stop)
+        for _ in range(100):
+            if all(p.record.closed or p.transport is None for p in self._protocols):
+                return
+            await asyncio.sleep(0.01)
+        for protocol in self._protocols:  # a peer that never answered close_notify
+            for transport in (protocol.transport, protocol._original_transport):
+                if isinstance(transport, asyncio.Transport):
+                    transport.abort()
+        await asyncio.sleep(0)  # let the aborts run connection_lost
 
     def __enter__(self) -> Server:
         return self.start()
@@ -756,18 +856,33 @@ class Server:
         kwargs["authenticator"] = _refuse  # every mechanism is _Protocol._sasl_auth
         kwargs["auth_exclude_mechanism"] = [m for m in MECHANISMS if m not in offered]
         protocol = _Protocol(self, _Handler(self), **kwargs)
+        self._protocols = [p for p in self._protocols if not p.record.closed]
         self._protocols.append(protocol)
         return protocol
 
+    def _admit(self, record: SessionRecord) -> Reply:
+        """None to greet a new connection, or the reply that refuses it."""
+        if self.max_connections is not None:
+            open_now = sum(1 for p in self._protocols if not p.record.closed and not p._refused)
+            if open_now > self.max_connections:
+                return f"421 4.7.0 {self.hostname} too many connections, try again later"
+        return self._call(self.on_connect, record.peer)
+
     def _new_session(self) -> SessionRecord:
         with self._lock:
-            record = SessionRecord(len(self.sessions) + 1, None)
+            self._session_count += 1
+            record = SessionRecord(self._session_count, None)
             self.sessions.append(record)
+            if self.history is not None and len(self.sessions) > self.history:
+                del self.sessions[: len(self.sessions) - self.history]
             return record
 
     def _store(self, received: ReceivedMessage) -> None:
         with self._lock:
             self.messages.append(received)
+            self.received_count += 1
+            if self.history is not None and len(self.messages) > self.history:
+                del self.messages[: len(self.messages) - self.history]
             self._arrived.notify_all()
 
     def _call(self, callback: Callable[..., Reply] | None, *args: Any) -> Reply:
@@ -779,7 +894,7 @@ class Server:
         """Wait until at least `count` messages arrived (or `timeout` passed); return them."""
         deadline = time.monotonic() + timeout
         with self._arrived:
-            while len(self.messages) < count:
+            while self.received_count < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
