@@ -19,7 +19,7 @@ import re
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from email.message import EmailMessage
 from email.message import Message as MailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -233,6 +233,21 @@ class SMTP:
                 code=ErrorCode.BUSY_CONNECTED,
             )
         setattr(self._props, name, value)
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, Any], **overrides: Any) -> SMTP:
+        """A component configured from JavaMail-style properties, as SAP XSK's
+        ``$.net.SMTPConnection(mailConfig)`` and Jakarta Mail take them: ``mail.smtp.host``,
+        ``mail.smtps.port``, ``mail.transport.protocol``, ``mail.user``, ``mail.password``,
+        ``mail.smtp.starttls.enable``... (see docs/porting-javamail). `overrides` are
+        properties applied afterwards. Raises `SMTPError` for a key it does not know."""
+        from ._javamail import from_javamail
+
+        props, settings = from_javamail(properties)
+        smtp = cls(**{**props, **overrides})
+        for setting in settings:
+            smtp.config(setting)
+        return smtp
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"
@@ -567,6 +582,9 @@ class SMTP:
             auth_mechanism=AuthMechanism(p.auth_mechanism),
             allow_plaintext_auth=c["AllowPlaintextAuth"],
             auth_principal=c["KerberosSPN"],
+            mechanism_list=tuple(
+                name.strip().upper() for name in c["MechanismList"].split(",") if name.strip()
+            ),
         )
 
     def _hello_name(self) -> str:
@@ -577,6 +595,13 @@ class SMTP:
     def _credentials(self) -> sasl.Credentials | None:
         p = self._props
         token = ""
+        listed = {n.strip().upper() for n in self._config["MechanismList"].split(",")}
+        if listed & {"XOAUTH2", "OAUTHBEARER"} and self._config["AuthorizationIdentity"]:
+            # MechanismList with an OAuth mechanism: the token is AuthorizationIdentity, and
+            # the password (if any) serves the password mechanisms of the list.
+            return sasl.Credentials(
+                p.user, p.password.get_secret_value(), token=self._config["AuthorizationIdentity"]
+            )
         if p.auth_mechanism in (AuthMechanism.XOAUTH2, AuthMechanism.OAUTHBEARER):
             token = self._config["AuthorizationIdentity"] or p.password.get_secret_value()
             if not (p.user and token):

@@ -253,6 +253,15 @@ def _auth_from(value: str) -> str | None:
     return None
 
 
+def _mechanism_list(value: str) -> str | None:
+    import re
+
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if any(not re.fullmatch(r"[A-Za-z0-9_-]{1,20}", name) for name in names):
+        return "a comma-separated list of SASL mechanism names, e.g. CRAM-MD5,LOGIN,PLAIN"
+    return None
+
+
 def _principal(value: str) -> str | None:
     if any(ch.isspace() or ord(ch) < 32 for ch in value):
         return "a service principal is one word, such as smtp@mail.example.com"
@@ -389,6 +398,7 @@ _LIST: list[Setting] = [
     Setting("AuthFrom", str, "", check=_auth_from),
     Setting("TimeZone", str, "", check=_time_zone),
     Setting("KerberosSPN", str, "", check=_principal),
+    Setting("MechanismList", str, "", check=_mechanism_list),
 ]
 
 SETTINGS: dict[str, Setting] = {s.name.lower(): s for s in _LIST}

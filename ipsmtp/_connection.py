@@ -84,6 +84,7 @@ class ConnectOptions:
     auth_mechanism: AuthMechanism = AuthMechanism.USER_PASSWORD
     allow_plaintext_auth: bool = False
     auth_principal: str = ""  # GSSAPI/NTLM service principal; default smtp@host
+    mechanism_list: tuple[str, ...] = ()  # SASL names in order of preference (MechanismList)
 
 
 class _RetryUnverified(Exception):
@@ -337,7 +338,13 @@ class Connection:
             port=options.port,
             principal=options.auth_principal,
         )
-        mechanism = sasl.choose(options.auth_mechanism, offered, credentials, target)
+        mechanism = sasl.choose(
+            options.auth_mechanism,
+            offered,
+            credentials,
+            target,
+            preference=options.mechanism_list,
+        )
         exchange = sasl.Exchange(mechanism)
         # RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF.
         initial = exchange.initial_response(limit=510 - len(f"AUTH {mechanism.name} "))

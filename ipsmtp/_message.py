@@ -33,6 +33,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from email import policy as email_policy
+from email.charset import BASE64, QP
+from email.charset import Charset as EmailCharset
 from email.header import Header as EncodedHeader
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage
@@ -199,18 +201,23 @@ def fold_header(name: str, value: str, options: ComposeOptions) -> str:
     policy = _policy(options)
     charset = options.charset
     foreign = charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8")
-    if foreign and not value.isascii():
-        if name.lower() in _ADDRESS_HEADERS:
-            text = ", ".join(
-                formataddr((m.display_name, m.address), charset=charset)
-                for m in parse_address_list(value)
-            )
-            folded = f"{name}: {text}\r\n"
-        else:
-            encoded = EncodedHeader(
-                value, charset, maxlinelen=options.max_header_length, header_name=name
-            ).encode(linesep="\r\n")
-            folded = f"{name}: {encoded}\r\n"
+    if not value.isascii() and not options.utf8 and name.lower() not in _ADDRESS_HEADERS:
+        # Unstructured text (Subject...): RFC 2047 encoded-words, each at most 75 characters
+        # (§2), the spaces kept inside them. (email.policy's folder can leave a space
+        # between two encoded-words, which decoders drop: CPython gh-144156.)
+        encoded = EncodedHeader(
+            value,
+            _word_charset(charset if foreign else "utf-8", value),
+            maxlinelen=min(options.max_header_length, 76),
+            header_name=name,
+        ).encode(linesep="\r\n")
+        folded = f"{name}: {encoded}\r\n"
+    elif foreign and not value.isascii():
+        text = ", ".join(
+            formataddr((m.display_name, m.address), charset=charset)
+            for m in parse_address_list(value)
+        )
+        folded = f"{name}: {text}\r\n"
     else:
         try:
             folded = policy.header_factory(name, value).fold(policy=policy)
@@ -222,6 +229,17 @@ def fold_header(name: str, value: str, options: ComposeOptions) -> str:
         ).encode(linesep="\r\n")
         folded = f"{name}: {encoded}\r\n"
     return folded
+
+
+def _word_charset(name: str, value: str) -> EmailCharset:
+    """The charset for encoded-words. UTF-8 gets the shorter encoding for `value`, as
+    email.policy picks: "Q" for mostly-ASCII text (readable), "B" otherwise; any other
+    charset keeps its registered encoding (ISO-2022-JP needs its own)."""
+    charset = EmailCharset(name)
+    if charset.input_charset == "utf-8":
+        ascii_share = sum(ch.isascii() for ch in value) / max(len(value), 1)
+        charset.header_encoding = QP if ascii_share >= 0.5 else BASE64
+    return charset
 
 
 def _other_header_lines(text: str) -> list[tuple[str, str]]:
@@ -269,6 +287,17 @@ def computed_headers(
 
 def compose(props: Properties, options: ComposeOptions, *, local_host: str) -> Composed:
     """Build the message the properties describe. Raises `SMTPError` when it cannot be built."""
+    try:
+        return _compose(props, options, local_host=local_host)
+    except UnicodeEncodeError as exc:
+        raise SMTPError(
+            f"the text holds {exc.object[exc.start : exc.end]!r}, which the {exc.encoding} "
+            "charset cannot encode: change the Charset setting (or leave it empty for UTF-8)",
+            code=ErrorCode.INVALID_SETTING_VALUE,
+        ) from None
+
+
+def _compose(props: Properties, options: ComposeOptions, *, local_host: str) -> Composed:
     if props.message:
         return Composed((props.message,), _headers_of(props.message), message_id_of(props.message))
     other = props.other_headers
@@ -334,7 +363,8 @@ def _mime_body(
     if not (props.message_text or props.message_html):
         return [], b""
     text = props.message_text
-    if not props.message_html and _is_7bit_text(text):
+    # The fixed headers below are 44 characters long: shorter folding goes the slow way.
+    if not props.message_html and _is_7bit_text(text) and options.max_header_length >= 44:
         # Exactly what EmailMessage.set_content(text, charset="us-ascii", cte="7bit") writes.
         plain = text.replace("\r\n", "\n")
         if not plain.endswith("\n"):
@@ -385,9 +415,13 @@ def _multipart_with_files(
             _file_part(path, policy, "inline", content_id)
             for content_id, path in props.inline_images.items()
         ]
-        related = "multipart/alternative" if props.message_html and props.message_text else ""
-        ctype = "multipart/related" + (f'; type="{related}"' if related else "")
-        headers, body = _multipart(ctype, [text] if text else [], parts)
+        # RFC 2387 §3.1: `type` names the root part's type.
+        if props.message_html and props.message_text:
+            root = "multipart/alternative"
+        else:
+            root = "text/html" if props.message_html else "text/plain"
+        ctype = f'multipart/related; type="{root}"'
+        headers, body = _multipart(policy, ctype, [text] if text else [], parts)
         if not props.attachments:
             return [("MIME-Version", "MIME-Version: 1.0\r\n"), *headers], body
         text = [
@@ -395,12 +429,12 @@ def _multipart_with_files(
             *body,
         ]
     files = [_file_part(path, policy, "attachment") for path in props.attachments]
-    headers, body = _multipart("multipart/mixed", [text] if text else [], files)
+    headers, body = _multipart(policy, "multipart/mixed", [text] if text else [], files)
     return [("MIME-Version", "MIME-Version: 1.0\r\n"), *headers], body
 
 
 def _multipart(
-    ctype: str, *groups: list[list[bytes | FileBody]]
+    policy: EmailPolicy[EmailMessage], ctype: str, *groups: list[list[bytes | FileBody]]
 ) -> tuple[list[tuple[str, str]], list[bytes | FileBody]]:
     """A multipart entity: its Content-Type header and its body, the parts of `groups` in
     order, each a complete entity (headers, blank line, body ending in CRLF)."""
@@ -415,7 +449,7 @@ def _multipart(
                 body.append(first)
             body.extend(rest)
     body.append(f"--{boundary}--\r\n".encode())
-    return [("Content-Type", f'Content-Type: {ctype}; boundary="{boundary}"\r\n')], body
+    return [("Content-Type", policy.fold("Content-Type", f'{ctype}; boundary="{boundary}"'))], body
 
 
 def _file_part(

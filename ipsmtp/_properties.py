@@ -116,8 +116,10 @@ def validate_other_headers(value: str) -> str:
     return value
 
 
-# RFC 5322 msg-id without the angle brackets: dot-atom text, optionally "@" and more.
-_CONTENT_ID = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+(@[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+)?")
+# RFC 5322 msg-id without the angle brackets: dot-atom-text, optionally "@" and another.
+_ATOM = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+"
+_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
+_CONTENT_ID = re.compile(rf"{_DOT_ATOM}(?:@{_DOT_ATOM})?")
 
 
 class Properties(BaseModel):

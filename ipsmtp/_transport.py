@@ -16,6 +16,7 @@ raises `SMTPInterrupted`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import socket
@@ -117,6 +118,8 @@ def translate(
         return exc
     if interrupted is not None and interrupted.is_set():
         return SMTPInterrupted(f"interrupted while {what}")
+    if isinstance(exc, ProxyRefused):
+        return SMTPConnectError(f"proxy failure while {what}: {exc}", code=ErrorCode.PROXY_FAILED)
     proxy_errors = _proxy_errors()
     if isinstance(exc, socket.timeout | TimeoutError) or (
         proxy_errors and isinstance(exc, proxy_errors[0])
@@ -203,7 +206,9 @@ class Transport:
         with translate_errors(what, interrupted=interrupted, connecting=True):
             if interrupted.is_set():
                 raise SMTPInterrupted("interrupted before connecting")
-            if proxy is not None and proxy.firewall_type != FirewallType.NONE:
+            if proxy is not None and proxy.firewall_type == FirewallType.TUNNEL:
+                sock = _connect_via_http_proxy(host, port, proxy, settings, timeout, interrupted)
+            elif proxy is not None and proxy.firewall_type != FirewallType.NONE:
                 sock = _connect_via_proxy(host, port, proxy, settings, timeout)
             else:
                 sock = _connect_direct(host, port, settings, timeout, interrupted)
@@ -378,6 +383,76 @@ def _connect_direct(
     raise last_error
 
 
+class ProxyRefused(Exception):
+    """The proxy could not be reached, or refused the tunnel; the text says what it said."""
+
+
+def _connect_via_http_proxy(
+    host: str,
+    port: int,
+    proxy: ProxySettings,
+    settings: SocketSettings,
+    timeout: float | None,
+    interrupted: Interrupter,
+) -> socket.socket:
+    """A tunnel through an HTTP proxy (CONNECT, RFC 9110 §9.3.6), with Basic authentication.
+
+    Not python-socks here: its HTTP connector reads the proxy's reply with one unbounded
+    recv(), so when the proxy sends the server's first bytes in the same packet as its
+    "200 Connection established" (as pproxy does under load), the SMTP greeting is read and
+    dropped, and the client waits for it until its timeout. This reader takes the reply's
+    header block and not one byte more.
+    """
+    try:
+        sock = _connect_direct(proxy.host, proxy.port, settings, timeout, interrupted)
+    except (TimeoutError, socket.gaierror):
+        raise
+    except OSError as exc:
+        raise ProxyRefused(f"cannot reach the proxy: {exc.strerror or exc}") from exc
+    try:
+        target = host.lstrip("*")
+        authority = f"[{target}]:{port}" if ":" in target else f"{target}:{port}"
+        request = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+        if proxy.user:
+            token = base64.b64encode(f"{proxy.user}:{proxy.password}".encode()).decode("ascii")
+            request.append(f"Proxy-Authorization: Basic {token}")
+        sock.sendall(("\r\n".join(request) + "\r\n\r\n").encode("utf-8"))
+        status = _read_http_head(sock).split(b"\r\n", 1)[0].decode("latin-1")
+        version, _, rest = status.partition(" ")
+        code = rest[:3]
+        if not version.startswith("HTTP/") or not code.isdigit():
+            raise ProxyRefused(f"the proxy's answer is not HTTP: {status[:80]!r}")
+        if not code.startswith("2"):
+            raise ProxyRefused(f"the proxy refused the tunnel: {status[:200]}")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _read_http_head(sock: socket.socket, limit: int = 16384) -> bytes:
+    """The HTTP response header block (up to and including the blank line), read without
+    consuming anything after it: the bytes are peeked first and only the header taken."""
+    head = bytearray()
+    while True:
+        peek = sock.recv(4096, socket.MSG_PEEK)
+        if not peek:
+            raise ProxyRefused("the proxy closed the connection without answering")
+        carried = min(len(head), 3)  # the terminator may straddle two reads
+        end = (bytes(head[len(head) - carried :]) + peek).find(b"\r\n\r\n")
+        take = end + 4 - carried if end >= 0 else len(peek)
+        while take:
+            piece = sock.recv(take)
+            if not piece:
+                raise ProxyRefused("the proxy closed the connection while answering")
+            head += piece
+            take -= len(piece)
+        if end >= 0:
+            return bytes(head)
+        if len(head) > limit:
+            raise ProxyRefused("the proxy's answer has no end")
+
+
 def _connect_via_proxy(
     host: str, port: int, proxy: ProxySettings, settings: SocketSettings, timeout: float | None
 ) -> socket.socket:
@@ -385,14 +460,13 @@ def _connect_via_proxy(
     from python_socks.sync import Proxy
 
     proxy_types = {
-        FirewallType.TUNNEL: ProxyType.HTTP,
         FirewallType.SOCKS4: ProxyType.SOCKS4,
         FirewallType.SOCKS4A: ProxyType.SOCKS4,
         FirewallType.SOCKS5: ProxyType.SOCKS5,
     }
     # SOCKS4A always lets the proxy resolve the name; SOCKS5 does when the host name is given
     # with a leading "*" (the IPWorks convention) or the proxy came from a socks5h:// URL, and
-    # otherwise we resolve it here. HTTP CONNECT always sends the name.
+    # otherwise we resolve it here.
     remote_dns = (
         proxy.remote_dns or proxy.firewall_type == FirewallType.SOCKS4A or host.startswith("*")
     )

@@ -52,6 +52,7 @@ __all__ = ["ReceivedMessage", "Server", "SessionRecord", "self_signed_context", 
 # stderr. A NullHandler keeps the embedded server quiet; logging configured by the
 # application still receives everything through propagation.
 logging.getLogger("mail.log").addHandler(logging.NullHandler())
+log = logging.getLogger("ipsmtp.server")
 
 
 def server_context(
@@ -216,7 +217,11 @@ class _Protocol(_AioSMTP):
     def __init__(self, owner: Server, handler: Any, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._owner = owner
-        self.record = owner._new_session()
+        # The record joins `sessions` only once the connection is made: with implicit TLS a
+        # client whose handshake fails never gets that far, and is no session at all.
+        self.record = SessionRecord(0, None)
+        self.created = time.monotonic()
+        self.connected = False
         self._recording = False
         self._received = 0  # bytes handed to the reader so far
         self._consumed = 0  # bytes the reader gave out so far
@@ -292,6 +297,8 @@ class _Protocol(_AioSMTP):
         first = not self._recording
         if first:  # connection_made runs again after STARTTLS
             self._recording = True
+            self.connected = True
+            self._owner._register(self.record)
             self._record_commands()
         else:
             self._consumed = self._received  # aiosmtpd dropped the pre-TLS buffer
@@ -313,6 +320,7 @@ class _Protocol(_AioSMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.record.closed = True
+        self.connected = False
         super().connection_lost(error)
         if not self._disconnected:  # once, not again for the pre-TLS transport
             self._disconnected = True
@@ -707,6 +715,11 @@ class Server:
                 implicit_tls_context = context
             else:
                 starttls_context = context
+        elif tls_key or implicit_tls or tls_min_version or tls_max_version:
+            raise ValueError(
+                "tls_key, implicit_tls, tls_min_version and tls_max_version go with tls_cert; "
+                "with your own context, set them on the context"
+            )
         self.starttls_context = starttls_context
         self.implicit_tls_context = implicit_tls_context
         self.require_starttls = require_starttls
@@ -856,26 +869,37 @@ class Server:
         kwargs["authenticator"] = _refuse  # every mechanism is _Protocol._sasl_auth
         kwargs["auth_exclude_mechanism"] = [m for m in MECHANISMS if m not in offered]
         protocol = _Protocol(self, _Handler(self), **kwargs)
-        self._protocols = [p for p in self._protocols if not p.record.closed]
+        # Keep the open connections, and those still in their TLS handshake (bounded: asyncio
+        # gives up on a handshake after 60 s); drop the closed and the abandoned.
+        now = time.monotonic()
+        self._protocols = [
+            p
+            for p in self._protocols
+            if p.connected or (not p.record.closed and now - p.created < 120)
+        ]
         self._protocols.append(protocol)
         return protocol
 
     def _admit(self, record: SessionRecord) -> Reply:
         """None to greet a new connection, or the reply that refuses it."""
         if self.max_connections is not None:
-            open_now = sum(1 for p in self._protocols if not p.record.closed and not p._refused)
+            open_now = sum(1 for p in self._protocols if p.connected and not p._refused)
             if open_now > self.max_connections:
                 return f"421 4.7.0 {self.hostname} too many connections, try again later"
-        return self._call(self.on_connect, record.peer)
+        try:
+            return self._call(self.on_connect, record.peer)
+        except Exception:  # a broken filter must not let everyone in
+            log.exception("the on_connect callback failed; refusing the connection")
+            return f"421 4.3.0 {self.hostname} cannot take the connection now"
 
-    def _new_session(self) -> SessionRecord:
+    def _register(self, record: SessionRecord) -> None:
+        """Number a new connection's record and add it to `sessions`."""
         with self._lock:
             self._session_count += 1
-            record = SessionRecord(self._session_count, None)
+            record.id = self._session_count
             self.sessions.append(record)
             if self.history is not None and len(self.sessions) > self.history:
                 del self.sessions[: len(self.sessions) - self.history]
-            return record
 
     def _store(self, received: ReceivedMessage) -> None:
         with self._lock:

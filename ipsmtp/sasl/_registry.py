@@ -48,14 +48,18 @@ def choose(
     offered: frozenset[str] | None,
     credentials: Credentials,
     target: Target | None = None,
+    *,
+    preference: tuple[str, ...] = (),
 ) -> Mechanism:
     """Pick the mechanism for `wanted` among those the server `offered`.
 
-    `offered` is None when the server did not say (HELO, no EHLO): the first candidate is
-    tried blindly. Raises `SMTPAuthError` when nothing fits, or when the mechanism needs an
-    optional package that is not installed.
+    With `preference` (SASL names, the MechanismList setting) `wanted` is ignored: the first
+    name of the list that the server offers is used, as %Net.Authenticator does. `offered` is
+    None when the server did not say (HELO, no EHLO): the first candidate is tried blindly.
+    Raises `SMTPAuthError` when nothing fits, or when the mechanism needs an optional package
+    that is not installed.
     """
-    candidates = _BY_ENUM[AuthMechanism(wanted)]
+    candidates = preference or _BY_ENUM[AuthMechanism(wanted)]
     available = [name for name in candidates if name in _REGISTRY]
     if not available:
         raise SMTPAuthError(

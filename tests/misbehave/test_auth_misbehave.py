@@ -375,7 +375,9 @@ class Endless(Mechanism):
 def test_endless_mechanism_answers_at_most_max_rounds_with_data(
     make_smtp: MakeSMTP, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sasl, "choose", lambda *args: Endless(sasl.Credentials(USER, PASSWORD)))
+    monkeypatch.setattr(
+        sasl, "choose", lambda *args, **kwargs: Endless(sasl.Credentials(USER, PASSWORD))
+    )
 
     async def script(conv: Conversation) -> None:
         await endless_challenges(conv)
@@ -389,7 +391,9 @@ def test_endless_mechanism_answers_at_most_max_rounds_with_data(
 def test_too_many_rounds_error_carries_the_servers_reply(
     make_smtp: MakeSMTP, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sasl, "choose", lambda *args: Endless(sasl.Credentials(USER, PASSWORD)))
+    monkeypatch.setattr(
+        sasl, "choose", lambda *args, **kwargs: Endless(sasl.Credentials(USER, PASSWORD))
+    )
 
     async def script(conv: Conversation) -> None:
         await endless_challenges(conv)

@@ -1,0 +1,9 @@
+"""Porting layers: the spelling of the systems ipsmtp replaces, over the same component.
+
+* `ipsmtp.compat.ipworks`: the IPWorks SMTP Python edition (``get_``/``set_`` accessors,
+  ``on_<event>`` handlers, `IPWorksError`).
+* `ipsmtp.compat.netsmtp`: InterSystems %Net.SMTP, %Net.MailMessage and %Net.Authenticator.
+
+Each is a thin layer: the work is done by `ipsmtp.SMTP`, so the porting layers get every
+feature and fix of the component.
+"""
