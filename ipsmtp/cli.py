@@ -11,7 +11,9 @@ Exit codes: 0 sent; 2 usage error; 3 connection or timeout; 4 TLS; 5 authenticat
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,6 +45,7 @@ from ._values import SendResult
 __all__ = ["main"]
 
 console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
 _TLS_MODES = {
     "auto": SSLStartMode.AUTOMATIC,
     "implicit": SSLStartMode.IMPLICIT,
@@ -126,11 +129,12 @@ def show_progress(smtp: SMTP, out: Console) -> Iterator[None]:
 
 def result_table(result: SendResult) -> Table:
     table = Table(show_header=False, box=None)
-    table.add_row("accepted", ", ".join(result.accepted) or "-")
+    # Everything here came from the server or the user: never rich markup.
+    table.add_row("accepted", escape(", ".join(result.accepted) or "-"))
     for address, reply in result.rejected.items():
-        table.add_row("rejected", f"{address}: {reply}")
-    table.add_row("reply", str(result.reply))
-    table.add_row("message-id", result.message_id or "-")
+        table.add_row("rejected", escape(f"{address}: {reply}"))
+    table.add_row("reply", escape(str(result.reply)))
+    table.add_row("message-id", escape(result.message_id or "-"))
     return table
 
 
@@ -273,15 +277,38 @@ def connect_settings(
     }
 
 
-def make_component(settings: dict[str, Any], configs: tuple[str, ...], out: Console) -> SMTP:
+def reason(error: BaseException) -> str:
+    """A one-line reason: pydantic's first message without its links, or the error text."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            where = ".".join(str(part) for part in first.get("loc", ()))
+            return f"{where}: {first['msg']}" if where else str(first["msg"])
+        except (IndexError, KeyError, TypeError):
+            pass
+    return str(error)
+
+
+def usage_error(message: str, as_json: bool, out: Console) -> None:
+    """Exit 2 for an invalid option, as JSON on stdout with --json."""
+    if as_json:
+        print(json.dumps({"error": "UsageError", "code": 2, "message": message}))
+    else:
+        out.print(f"[red]invalid option: {escape(message)}[/]")
+    sys.exit(2)
+
+
+def make_component(
+    settings: dict[str, Any], configs: tuple[str, ...], out: Console, as_json: bool = False
+) -> SMTP:
     """The SMTP component, or exit 2 with the reason when an option is invalid."""
     try:
         smtp = SMTP(**settings)
         for setting in configs:
             smtp.config(setting)
     except (ValueError, SMTPError) as error:
-        out.print(f"[red]invalid option: {escape(str(error))}[/]")
-        sys.exit(2)
+        usage_error(reason(error), as_json, out)
     return smtp
 
 
@@ -292,7 +319,7 @@ def fail(error: SMTPError, as_json: bool, out: Console) -> None:
             json.dumps({"error": type(error).__name__, "code": error.code, "message": str(error)})
         )
     else:
-        out.print(f"[red]{type(error).__name__}: {escape(str(error))}[/]")
+        errors.print(f"[red]{type(error).__name__}: {escape(str(error))}[/]")
     sys.exit(exit_code(error))
 
 
@@ -350,8 +377,16 @@ def send(
     headers: tuple[str, ...],
 ) -> None:
     """Send one message."""
-    text = body if body is not None else (body_file.read() if body_file else "")
     out = Console(stderr=True, highlight=False) if as_json else console
+    try:
+        text = body if body is not None else (body_file.read() if body_file else "")
+    except UnicodeDecodeError as error:
+        name = getattr(body_file, "name", "the body file")
+        usage_error(
+            f"{name} is not UTF-8 text ({error.reason} at byte {error.start})", as_json, out
+        )
+    if not (to or cc or bcc):
+        usage_error("no recipient: give --to, --cc or --bcc", as_json, out)
     settings = connect_settings(server, port, tls, require_tls, user, password, timeout)
     settings.update(
         from_=sender,
@@ -364,7 +399,7 @@ def send(
         attachments=list(attach),
         other_headers="\r\n".join(headers),
     )
-    smtp = make_component(settings, configs, out)
+    smtp = make_component(settings, configs, out, as_json)
     try:
         with show_progress(smtp, out), maybe_trace(smtp, out, trace):
             result = smtp.send()
@@ -396,7 +431,7 @@ def verify(
     252), 7 when it refuses."""
     out = Console(stderr=True, highlight=False) if as_json else console
     settings = connect_settings(server, port, tls, require_tls, user, password, timeout)
-    smtp = make_component(settings, configs, out)
+    smtp = make_component(settings, configs, out, as_json)
     try:
         with maybe_trace(smtp, out, trace):
             smtp.connect()
@@ -465,7 +500,7 @@ def queue_process(
     failed (their files are now .failed, the reason in .error)."""
     out = Console(stderr=True, highlight=False) if as_json else console
     settings = connect_settings(server, port, tls, require_tls, user, password, timeout)
-    smtp = make_component(settings, configs, out)
+    smtp = make_component(settings, configs, out, as_json)
     try:
         with maybe_trace(smtp, out, trace):
             report = smtp.process_queue(directory)
@@ -577,6 +612,8 @@ def serve(
         if count and seen >= count:
             done.set()
 
+    # The user asked for AUTH over plaintext on purpose; aiosmtpd would warn about it.
+    warnings.filterwarnings("ignore", category=UserWarning, module="aiosmtpd")
     try:
         server = Server(
             host,
@@ -596,19 +633,25 @@ def serve(
     except (OSError, ValueError) as error:
         console.print(f"[red]cannot start the server: {escape(str(error))}[/]")
         sys.exit(3)
-    where = f"{server.host}:{server.port}"
-    status = f"listening on {where}" + (" (implicit TLS)" if implicit_tls else "")
-    if as_json:
-        print(json.dumps({"listening": where}), flush=True)
-    else:
-        console.print(status + (f", saving to {maildir}" if maildir else "") + "; Ctrl-C stops")
-    try:
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:  # from here on Ctrl-C (and SIGTERM) stop the server cleanly
+        where = f"{server.host}:{server.port}"
+        status = f"listening on {where}" + (" (implicit TLS)" if implicit_tls else "")
+        if as_json:
+            print(json.dumps({"listening": where}), flush=True)
+        else:
+            console.print(status + (f", saving to {maildir}" if maildir else "") + "; Ctrl-C stops")
         while not done.wait(0.2):
             pass
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":  # pragma: no cover
