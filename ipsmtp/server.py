@@ -619,13 +619,12 @@ class _Handler:
 
 
 class Server:
-    ALL_FEATURES = FEATURES
-
     """A recording SMTP server in a background thread. Use as a context manager, or call
     `start()` and `stop()`.
 
     Args:
-        host, port: where to listen (port 0 picks a free port; read `port` after start).
+        host: the address to listen on.
+        port: the port (0 picks a free port; read `port` after start).
         starttls_context: a server `ssl.SSLContext`; STARTTLS is offered when given.
         implicit_tls_context: a server `ssl.SSLContext` for TLS from the first byte (port 465).
         require_starttls: refuse everything but EHLO/STARTTLS/QUIT before TLS.
@@ -648,15 +647,20 @@ class Server:
         extensions: extra EHLO keywords to announce without implementing them (for tests of
             a client's reaction).
         mailing_lists: name → member addresses, answered to EXPN.
-        tls_cert, tls_key: PEM files of the server's certificate (chain) and private key (the
-            key may be in `tls_cert`): builds the TLS context for STARTTLS, or for implicit
-            TLS with `implicit_tls=True`. `tls_min_version`/`tls_max_version` bound the
-            protocol (an `ssl.TLSVersion` or a name such as ``"TLSv1.2"``).
+        tls_cert: a PEM file of the server's certificate (chain), and its private key unless
+            `tls_key` names another file: builds the TLS context for STARTTLS, or for
+            implicit TLS with `implicit_tls`.
+        tls_key: the PEM file of the private key, when not in `tls_cert`.
+        implicit_tls: with `tls_cert`, TLS from the first byte instead of STARTTLS.
+        tls_min_version: with `tls_cert`, the lowest TLS version (an `ssl.TLSVersion` or a
+            name such as ``"TLSv1.2"``).
+        tls_max_version: with `tls_cert`, the highest TLS version.
         on_connect: ``(peer) -> None | "554 reply"`` when a client connects; a reply is sent
             instead of the greeting and the connection closed.
         on_login: ``(user, mechanism, authzid) -> None | "535 reply"`` after the credentials
             checked out; a reply refuses the login all the same.
-        on_mail_from, on_rcpt_to: ``(address, options) -> None | "5xx reply"``.
+        on_mail_from: ``(address, options) -> None | "5xx reply"`` for MAIL FROM.
+        on_rcpt_to: the same for each RCPT TO.
         on_receive: ``(ReceivedMessage) -> None | "5xx reply"`` at the end of data.
         on_disconnect: ``(SessionRecord) -> None`` when a connection ends.
         max_connections: connections served at once; one more gets ``421`` and is closed.
@@ -667,6 +671,8 @@ class Server:
     Callbacks run in the server's thread; an exception in one is answered with a 5xx and
     logged by aiosmtpd.
     """
+
+    ALL_FEATURES = FEATURES
 
     def __init__(
         self,

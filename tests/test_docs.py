@@ -63,3 +63,43 @@ def test_every_setting_is_documented(setting: str) -> None:
 @pytest.mark.parametrize("name", [n for n in signals.__all__])
 def test_every_signal_is_documented(name: str) -> None:
     assert f"`{name}`" in text("signals.md")
+
+
+# -- the porting guide and the site --------------------------------------------------------------
+
+ROOT = DOCS.parent
+IPWORKS_SETTINGS = [
+    line.strip()
+    for line in (ROOT / "tests" / "data" / "ipworks-smtp-config-settings.txt")
+    .read_text()
+    .splitlines()
+    if line.strip() and not line.startswith("#")
+]
+
+
+@pytest.mark.parametrize("setting", [s.name for s in SETTINGS.values()])
+def test_the_ipworks_guide_names_every_setting(setting: str) -> None:
+    assert re.search(rf"\b{setting}\b", text("porting-ipworks.md")), setting
+
+
+@pytest.mark.parametrize(
+    "alias", [f.alias for f in Properties.model_fields.values() if f.alias is not None]
+)
+def test_the_ipworks_guide_maps_every_property(alias: str) -> None:
+    assert re.search(rf"^\| {alias}\b", text("porting-ipworks.md"), re.MULTILINE), alias
+
+
+@pytest.mark.parametrize("signal", sorted(n for n in signals.__all__ if n != "StrongSignal"))
+def test_the_ipworks_guide_maps_every_event(signal: str) -> None:
+    assert f"`signals.{signal}`" in text("porting-ipworks.md"), signal
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in (ROOT / "samples").glob("*.py")))
+def test_every_sample_is_on_the_samples_page(sample: str) -> None:
+    assert f'--8<-- "samples/{sample}"' in text("samples.md"), sample
+
+
+def test_every_page_is_in_the_site_navigation() -> None:
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for page in DOCS.glob("*.md"):
+        assert f" {page.name}" in nav, page.name
