@@ -468,6 +468,8 @@ class SMTP:
         options = self._connect_options()
         conn = Connection.open(options, self._emit, self._interrupter)
         self._conn = conn
+        if conn.last_reply is not None:
+            self._last_reply = str(conn.last_reply)  # the EHLO (or AUTH) reply
         if conn.session.tls:
             sock = conn.transport.sock
             assert isinstance(sock, ssl.SSLSocket)

@@ -36,6 +36,7 @@ IGNORED = frozenset(
         "reportsuccess",
         "ssl.socketfactory.class",
         "ssl.socketfactory.port",
+        "ssl.socketfactory.fallback",
         "socketfactory.class",
         "socketfactory.port",
         "socketfactory.fallback",
@@ -105,9 +106,9 @@ def from_javamail(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]
     password = str(keys.pop("mail.password", ""))
     sender = str(keys.pop("mail.from", ""))
     firewall: dict[str, Any] = {}
-    starttls = required = False
+    starttls = required = ssl_port = False
     for key, value in keys.items():
-        if key in IGNORED:
+        if key.lower() in IGNORED:  # JavaMail spells some in camelCase (socketFactory)
             continue
         if not key.startswith(prefix):
             other = "mail.smtp." if protocol == "smtps" else "mail.smtps."
@@ -115,7 +116,7 @@ def from_javamail(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]
                 continue  # the other protocol's settings, as JavaMail ignores them
             raise SMTPError(f"unknown mail property {key!r}", code=ErrorCode.UNKNOWN_SETTING)
         name = key[len(prefix) :]
-        if name in IGNORED:
+        if name.lower() in IGNORED:
             continue
         if name == "host":
             props["mail_server"] = str(value)
@@ -149,6 +150,7 @@ def from_javamail(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]
         elif name == "ssl.enable":
             if _bool(key, value):
                 props["ssl_start_mode"] = SSLStartMode.IMPLICIT
+                ssl_port = True
         elif name == "ssl.checkserveridentity":
             if not _bool(key, value):
                 settings.append("SSLSecurityFlags=0x80000000")
@@ -190,6 +192,8 @@ def from_javamail(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]
             firewall["password"] = str(value)
         else:
             raise SMTPError(f"unknown mail property {key!r}", code=ErrorCode.UNKNOWN_SETTING)
+    if ssl_port and f"{prefix}port" not in keys:
+        props["mail_port"] = 465  # JavaMail: ssl.enable uses the SSL port by default
     if protocol == "smtp" and props["ssl_start_mode"] is SSLStartMode.NONE:
         if required:
             props["ssl_start_mode"] = SSLStartMode.EXPLICIT

@@ -55,6 +55,8 @@ def _as_ipworks(error: SMTPError) -> IPWorksError:
     cls = type(error)
     if isinstance(error, IPWorksError):
         return error
+    if cls is SMTPError:  # no subclass to keep: IPWorksError itself
+        return IPWorksError(error.message, code=error.code, reply=error.reply)
     combined = _ERROR_CLASSES.get(cls)
     if combined is None:
         combined = type(f"IPWorks{cls.__name__}", (cls, IPWorksError), {})
@@ -123,17 +125,17 @@ class _Event:
         return obj._handlers.get(self.name)
 
     def __set__(self, obj: SMTP, handler: Callable[[EventArgs], Any] | None) -> None:
-        previous = obj._bridges.pop(self.name, None)
-        if previous is not None:
-            self.signal.disconnect(previous, sender=obj)
-        obj._handlers.pop(self.name, None)
-        if handler is None:
-            return
-        if not callable(handler):
-            raise IPWorksError(
+        if handler is not None and not callable(handler):
+            raise IPWorksError(  # before anything changes: the old handler stays
                 f"{self.name} must be a function taking one argument, or None",
                 code=ErrorCode.INVALID_SETTING_VALUE,
             )
+        previous = obj._bridges.pop(self.name, None)
+        if previous is not None:
+            self.signal.disconnect(previous)  # each bridge serves this one component
+        obj._handlers.pop(self.name, None)
+        if handler is None:
+            return
         verdict = self.name == "on_ssl_server_authentication"
 
         def bridge(sender: Any, **params: Any) -> Any:
@@ -186,6 +188,8 @@ class SMTP(_client.SMTP):
     send = _raises_ipworks(_client.SMTP.send)
     send_file = _raises_ipworks(_client.SMTP.send_file)
     send_message = _raises_ipworks(_client.SMTP.send_message)
+    send_messages = _raises_ipworks(_client.SMTP.send_messages)
+    send_stream = _raises_ipworks(_client.SMTP.send_stream)
     send_to_terminal_and_email = _raises_ipworks(_client.SMTP.send_to_terminal_and_email)
     send_to_terminal_only = _raises_ipworks(_client.SMTP.send_to_terminal_only)
     send_to_terminal_or_email = _raises_ipworks(_client.SMTP.send_to_terminal_or_email)

@@ -36,7 +36,7 @@ from typing import Any
 
 from .._client import SMTP as Component
 from .._enums import AuthMechanism, SSLStartMode
-from .._errors import SMTPError
+from .._errors import ErrorCode, SMTPError
 from .._message import now_in_zone
 
 __all__ = [
@@ -271,7 +271,7 @@ class SMTP:
         self.smtpserver = ""
         self.port = 25
         self.timezone = ""  # "" is universal time, as in %Net.SMTP; "LOCAL", "-0400", "EST"
-        self.localhost = ""
+        self.localhost = ""  # the EHLO name
         self.authenticator: Authenticator | None = None
         self.AuthFrom = ""
         # An SSL configuration: a name (a default, verifying context) or an ssl.SSLContext.
@@ -291,7 +291,10 @@ class SMTP:
         self.FailedSend.Clear()
         self.Error = ""
         try:
-            smtp = self._configured(msg)
+            try:
+                smtp = self._configured(msg)
+            except ValueError as error:  # an address or a header value the property refused
+                raise SMTPError(str(error), code=ErrorCode.INVALID_SETTING_VALUE) from error
             result = smtp.send()
         except SMTPError as error:
             self.Error = str(error)
@@ -308,7 +311,7 @@ class SMTP:
         smtp.mail_port = self.port
         smtp.timeout = self.timeout
         if self.localhost:
-            smtp.local_host = self.localhost
+            smtp.config(f"Hello={self.localhost}")  # the EHLO name, not an address to bind
         if self.SSLConfiguration:
             smtp.ssl_start_mode = (
                 SSLStartMode.EXPLICIT if self.UseSTARTTLS else SSLStartMode.IMPLICIT
@@ -323,9 +326,12 @@ class SMTP:
         if auth is not None and auth.UserName and (auth.Password or auth.AccessToken):
             smtp.user = auth.UserName
             smtp.password = auth.Password
-            if auth.AccessToken:
+            mechanisms = [m.strip().upper() for m in auth.MechanismList.split(",") if m.strip()]
+            if auth.AccessToken:  # "OAuth is used instead of basic authentication"
                 smtp.config(f"AuthorizationIdentity={auth.AccessToken}")
-            smtp.config(f"MechanismList={auth.MechanismList}")
+                oauth = [m for m in mechanisms if m in ("XOAUTH2", "OAUTHBEARER")]
+                mechanisms = oauth or ["XOAUTH2"]
+            smtp.config(f"MechanismList={','.join(mechanisms)}")
             smtp.config("AllowPlaintextAuth=true")  # %Net.SMTP leaves this choice to you
         smtp.auth_mechanism = AuthMechanism.USER_PASSWORD
         if self.AuthFrom:
