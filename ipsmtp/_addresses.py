@@ -17,6 +17,21 @@ from email.policy import default as _default_policy
 __all__ = ["Mailbox", "check_single_line", "parse_address", "parse_address_list"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # every C0 control but TAB, and DEL
+# In addresses also the C1 controls (NEL, U+0085, among them) and the Unicode line and paragraph
+# separators: the email package's parser drops them from a domain ("bob@exa\u2028mple.com" is
+# bob@example.com) while the text shown in a header keeps them.
+_ADDRESS_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# RFC 5321 §4.5.3.1.1 and §4.5.3.1.3: a local part is at most 64 octets, a path (the address in
+# angle brackets) at most 256, so the address itself at most 254.
+MAX_LOCAL_PART = 64
+MAX_ADDRESS = 254
+# The email package's list parser costs time quadratic in the text's length (it slices the rest
+# of the text for every token): longer lists are cut at their top-level commas and parsed an
+# address at a time (Mailbox results are the same; only error texts name the entry alone).
+_SPLIT_ABOVE = 1000
+# A bare dot-atom address of ASCII (the common case): the parser's result is the text itself.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 # Defects the parser reports that do not make an address unusable: "postmaster" alone is a valid
 # RCPT (RFC 5321 §4.1.1.3); a non-ASCII local part is valid with SMTPUTF8 (RFC 6531); an empty
 # entry ("a@x.org, ") is a harmless slip that the list simply skips.
@@ -40,9 +55,9 @@ class Mailbox:
         return self.address
 
 
-def check_single_line(value: str, what: str) -> str:
+def check_single_line(value: str, what: str, control: re.Pattern[str] = _CONTROL) -> str:
     """Refuse CR, LF and the other control characters in a single-line value."""
-    match = _CONTROL.search(value)
+    match = control.search(value)
     if match is not None:
         raise ValueError(
             f"{what} must be a single line without control characters; found "
@@ -74,9 +89,64 @@ def _parse_cached(value: str) -> tuple[Mailbox, ...]:
 
 
 def _parse(value: str, what: str) -> list[Mailbox]:
-    check_single_line(value, what)
+    check_single_line(value, what, _ADDRESS_CONTROL)
     if not value.strip():
         return []
+    if len(value) > _SPLIT_ABOVE:
+        entries = _top_level_entries(value)
+        if entries is not None:
+            return [m for entry in entries for m in _parse_entry(entry, what)]
+    return _parse_entry(value, what)
+
+
+def _top_level_entries(value: str) -> list[str] | None:
+    """`value` cut at the commas that separate list entries: those outside quoted strings,
+    comments, angle brackets and domain literals. None when the text has a group (``name: a,
+    b;``) or unbalanced brackets: then the whole text goes to the parser as it is."""
+    entries: list[str] = []
+    start = depth = 0
+    quoted = angle = literal = escaped = False
+    for index, ch in enumerate(value):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and (quoted or depth or literal):
+            escaped = True
+        elif quoted:
+            quoted = ch != '"'
+        elif ch == "(":
+            depth += 1
+        elif depth:
+            depth -= ch == ")"
+        elif literal:
+            literal = ch != "]"
+        elif ch == '"':
+            quoted = True
+        elif ch == "[":
+            literal = True
+        elif ch == "<":
+            angle = True
+        elif ch == ">":
+            angle = False
+        elif angle:
+            continue
+        elif ch in ":;":
+            return None
+        elif ch == ",":
+            entries.append(value[start:index])
+            start = index + 1
+    if quoted or depth or angle or literal:
+        return None
+    entries.append(value[start:])
+    return [entry for entry in entries if entry.strip()]
+
+
+def _parse_entry(value: str, what: str) -> list[Mailbox]:
+    simple = value.strip(" \t")
+    if _SIMPLE.fullmatch(simple):
+        problem = _length_problem(simple)
+        if problem:
+            raise ValueError(f"{what} {value!r} is not valid: {problem}")
+        return [Mailbox("", simple)]
     try:
         header = _default_policy.header_factory("To", value)
     except Exception as exc:  # the stdlib parser can fail with IndexError on odd input
@@ -96,10 +166,26 @@ def _parse(value: str, what: str) -> list[Mailbox]:
         if any(ch.isspace() for ch in addr) and '"' not in addr:
             problems.append(f"invalid address {addr!r}")
             continue
+        problem = _length_problem(addr)
+        if problem:
+            problems.append(problem)
+            continue
         mailboxes.append(Mailbox(address.display_name, addr))
     if problems:
         raise ValueError(f"{what} {value!r} is not valid: {'; '.join(problems)}")
     return mailboxes
+
+
+def _length_problem(addr: str) -> str | None:
+    local = addr.rpartition("@")[0] if "@" in addr else addr
+    if len(local.encode()) > MAX_LOCAL_PART:
+        return (
+            f"the local part of {addr!r} is longer than {MAX_LOCAL_PART} octets "
+            "(RFC 5321 §4.5.3.1.1)"
+        )
+    if len(addr.encode()) > MAX_ADDRESS:
+        return f"{addr!r} is longer than {MAX_ADDRESS} octets (RFC 5321 §4.5.3.1.3)"
+    return None
 
 
 def parse_address(value: str, what: str = "address") -> Mailbox | None:

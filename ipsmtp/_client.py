@@ -250,6 +250,8 @@ class SMTP:
         return smtp
 
     def __repr__(self) -> str:
+        if "_conn" not in self.__dict__:  # __init__ refused its arguments
+            return "<ipsmtp.SMTP (not initialised)>"
         state = "connected" if self.connected else "not connected"
         return (
             f"<ipsmtp.SMTP {self._props.mail_server or '(no server)'}:"

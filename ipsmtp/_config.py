@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,10 +73,18 @@ class Setting:
                 raise _bad(self, text, f"the largest allowed value is {self.maximum}")
         else:
             value = text
-        reason = self.check(value) if self.check is not None else None
+        try:
+            # A check may call into code that raises for odd text (NUL: "embedded null
+            # character"): that too is a bad value of this setting.
+            reason = self.check(value) if self.check is not None else None
+        except ValueError as exc:
+            reason = str(exc)
         if reason:
             raise _bad(self, text, reason)
-        reason = self.unsupported(value) if self.unsupported is not None else None
+        try:
+            reason = self.unsupported(value) if self.unsupported is not None else None
+        except ValueError as exc:
+            raise _bad(self, text, str(exc)) from None
         if reason:
             raise SMTPError(
                 f"{self.name}={text} cannot be honoured: {reason}", code=ErrorCode.NOT_SUPPORTED
@@ -109,9 +118,15 @@ def _only_empty(what: str) -> Callable[[Any], str | None]:
     return lambda value: what if str(value).strip() else None
 
 
+# RFC 2978 §2.3 mime-charset characters: a charset name goes into Content-Type as it is.
+_CHARSET_NAME = re.compile(r"[A-Za-z0-9!#$%&'+^_`{}~.-]+")
+
+
 def _charset(value: str) -> str | None:
     if not value:
         return None
+    if not _CHARSET_NAME.fullmatch(value):
+        return "a character set name is letters, digits and !#$%&'+^_`{}~.- only"
     try:
         codecs.lookup(value)
     except LookupError:
@@ -224,7 +239,7 @@ def _dsn_notify(value: str) -> str | None:
 
 
 def _dsn_return(value: str) -> str | None:
-    return None if value.strip().upper() in ("", "FULL", "HDRS") else "use FULL or HDRS"
+    return None if value.upper() in ("", "FULL", "HDRS") else "use FULL or HDRS"
 
 
 def _xtext_safe(value: str) -> str | None:
