@@ -12,7 +12,7 @@ import re
 import socket
 import ssl
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -201,6 +201,13 @@ class Properties(BaseModel):
         if any(ch in value.get_secret_value() for ch in "\r\n\0"):
             raise ValueError("password must not contain CR, LF or NUL")
         return value
+
+    # Defined after `_password`, so it runs first: the password is a SecretStr before any check,
+    # and an error's input (printed by str(), kept by errors()) is SecretStr('**********').
+    @field_validator("password", mode="before")
+    @classmethod
+    def _hide_password(cls, value: Any) -> Any:
+        return SecretStr(value) if isinstance(value, str) else value
 
     @field_validator("other_headers")
     @classmethod
