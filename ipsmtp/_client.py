@@ -227,12 +227,26 @@ class SMTP:
             self.connect()
 
     def _set_property(self, name: str, value: Any) -> None:
-        if name in _CONNECTION_PROPERTIES and self.connected:
-            raise SMTPError(
-                f"{name} cannot change while connected; disconnect() first",
-                code=ErrorCode.BUSY_CONNECTED,
-            )
-        setattr(self._props, name, value)
+        # Under the lock: pydantic validates an assignment on a copy of the model's fields and
+        # puts the copy back, so two threads setting two properties could lose one of them.
+        with self._lock:
+            if name in _CONNECTION_PROPERTIES and self.connected:
+                raise SMTPError(
+                    f"{name} cannot change while connected; disconnect() first",
+                    code=ErrorCode.BUSY_CONNECTED,
+                )
+            setattr(self._props, name, value)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The instance's re-entrant lock. Every operation and every property assignment holds
+        it; hold it yourself to set properties and send as one step on a shared instance::
+
+            with smtp.lock:
+                smtp.send_to = "bob@example.com"
+                smtp.send()
+        """
+        return self._lock
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any], **overrides: Any) -> SMTP:
@@ -351,6 +365,11 @@ class SMTP:
         if spec.read_only:
             raise SMTPError(f"{spec.name} is read-only", code=ErrorCode.READ_ONLY)
         parsed = spec.parse(value)
+        with self._lock:
+            self._config_set(spec, value, parsed)
+        return ""
+
+    def _config_set(self, spec: Setting, value: str, parsed: Any) -> None:
         if spec.mirrors:
             try:
                 self._set_mirror(spec.mirrors, parsed)
@@ -359,11 +378,10 @@ class SMTP:
                     f"{spec.name}={value!r} is not valid: {exc}",
                     code=ErrorCode.INVALID_SETTING_VALUE,
                 ) from exc
-            return ""
+            return
         if spec.name == "OpenSSLPrngSeedData" and parsed:
             ssl.RAND_add(parsed.encode(), len(parsed))
         self._config.set(spec, parsed)
-        return ""
 
     def _set_mirror(self, target: str, value: Any) -> None:
         if target.startswith("firewall."):
