@@ -69,6 +69,7 @@ READ_ONLY = {
     "message_headers_string",
     "message_recipients",
     "ssl_server_cert",
+    "lock",  # ipsmtp's own: the instance's lock (get_lock() in the IPWorks spelling)
 }
 WRITE_ONLY = {"command"}
 
