@@ -33,6 +33,7 @@ from ._errors import (
     SMTPAuthError,
     SMTPConnectError,
     SMTPError,
+    SMTPProtocolError,
     SMTPResponseError,
     SMTPTLSError,
 )
@@ -41,7 +42,7 @@ from ._reply import Reply
 from ._session import Session, State
 from ._tls import describe
 from ._transport import Interrupter, ProxySettings, SocketSettings, Transport
-from ._wire import NEED_DATA, REDACTED, Command
+from ._wire import NEED_DATA, REDACTED, Command, ReplyParser
 
 __all__ = ["ConnectOptions", "Connection", "TLSMode"]
 
@@ -441,6 +442,51 @@ class Connection:
                     "the server closed the connection", code=ErrorCode.CONNECTION_LOST
                 )
             session.receive_data(self.transport.recv())
+
+    def check_early_reply(self) -> None:
+        """While content is being written the server should say nothing until the end of data.
+        If it spoke (a refusal mid-stream, or a stray 250) or closed the connection, the
+        message must not be completed: the connection is closed before the terminator goes
+        out, so the server cannot have the message the client reports as failed."""
+        data = self.transport.poll()
+        if data is None:
+            return
+        try:
+            reply = self._early_reply(data)
+        finally:
+            self.close()
+        if reply.code == 421:
+            raise SMTPResponseError(
+                "the server is closing the connection", code=ErrorCode.SERVICE_CLOSING, reply=reply
+            )
+        if reply.code // 100 in (4, 5):
+            raise SMTPResponseError(
+                "the server refused the message before its end",
+                code=ErrorCode.MESSAGE_REFUSED,
+                reply=reply,
+            )
+        raise SMTPProtocolError(
+            f"unsolicited reply during the message content: {reply}; the message was abandoned "
+            "with the connection",
+            code=ErrorCode.UNSOLICITED_REPLY,
+            reply=reply,
+        )
+
+    def _early_reply(self, data: bytes) -> Reply:
+        """The whole reply that `data` begins (read on until it is complete, within the
+        timeout); raises for end of stream or a malformed or over-long reply."""
+        parser = ReplyParser()
+        while data:
+            parser.feed(data)
+            parsed = parser.next_reply()  # SMTPProtocolError for a malformed reply
+            if isinstance(parsed, Reply):
+                self._trace_reply(parsed)
+                return parsed
+            data = self.transport.recv()
+        raise SMTPConnectError(
+            "the server closed the connection during the message content",
+            code=ErrorCode.CONNECTION_LOST,
+        )
 
     def _trace_reply(self, reply: Reply) -> None:
         lines = reply.lines or (reply.text,)

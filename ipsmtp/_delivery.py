@@ -524,7 +524,7 @@ class Pipeline:
             self._bdat_out(out, payload, last=True)
             conn.write(b"".join(out))
             self._progress_done(job, len(data))
-            replies = [conn.read() for _ in range(2 + len(job.rcpts))]
+            replies = self._read_after_last(job, 2 + len(job.rcpts))
             failure = job.judge(replies[0], replies[1:-1])
             if failure is None:
                 job.finish(replies[-1:])
@@ -562,6 +562,23 @@ class Pipeline:
             job.outcome = failure
             return
         self._stream_bdat(job, chunks, encoder, sent)
+
+    def _read_after_last(self, job: _Job, count: int) -> list[Reply]:
+        """The replies to an envelope sent in one flight with the whole message (BDAT LAST).
+        Lost or silent before they are all read, the message's fate is unknown, unless the
+        server had refused the sender already."""
+        replies: list[Reply] = []
+        try:
+            for _ in range(count):
+                replies.append(self.conn.read())
+        except (SMTPConnectError, SMTPTimeoutError) as exc:
+            rcpts = replies[1 : 1 + len(job.rcpts)]
+            refused = replies and replies[0].code // 100 != 2
+            if refused or (len(rcpts) == len(job.rcpts) and all(r.code // 100 != 2 for r in rcpts)):
+                raise  # the sender or every recipient was refused: surely not delivered
+            job.outcome = _unknown_outcome(exc)
+            raise job.outcome from exc
+        return replies
 
     def _sequential_envelope_then_bdat(self, job: _Job, encoder: DataEncoder | None) -> None:
         conn = self.conn
@@ -615,15 +632,22 @@ class Pipeline:
         self._bdat_out(out, tail, last=True, replies=job.final_replies)
         conn.write(b"".join(out))
         self._progress_done(job, sent, reported=sent > 0)
-        for _ in range(outstanding):
-            reply = conn.read()
-            if job.outcome is None and reply.code // 100 != 2:
-                job.outcome = SMTPResponseError(
-                    "the server refused a chunk of the message",
-                    code=ErrorCode.MESSAGE_REFUSED,
-                    reply=reply,
-                )
-        finals = [conn.read() for _ in range(job.final_replies)]
+        try:
+            for _ in range(outstanding):
+                reply = conn.read()
+                if job.outcome is None and reply.code // 100 != 2:
+                    job.outcome = SMTPResponseError(
+                        "the server refused a chunk of the message",
+                        code=ErrorCode.MESSAGE_REFUSED,
+                        reply=reply,
+                    )
+            finals = [conn.read() for _ in range(job.final_replies)]
+        except (SMTPConnectError, SMTPTimeoutError) as exc:
+            # The whole message went out with LAST: the server may have it.
+            if job.outcome is not None:
+                raise
+            job.outcome = _unknown_outcome(exc)
+            raise job.outcome from exc
         if job.outcome is None:
             job.finish(finals)
 
@@ -679,6 +703,7 @@ class Pipeline:
             pending = encoded
             if progress:
                 conn.emit.transfer(encoder.bytes_in, content.size)
+        conn.check_early_reply()  # before the terminator: a message cut short stays cut
         done = encoder.bytes_in
         tail = pending + session.end_content(job.final_replies)
         if progress:

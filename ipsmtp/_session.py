@@ -368,10 +368,12 @@ class Session:
             return  # the replies within a transaction: the hot path
         if command is GREETING:
             # 220 welcomes; 554 refuses (RFC 5321 §3.1); 421 turns the client away (§3.8).
-            if code not in (220, 421, 554):
+            # Other 4xx and 5xx codes are refusals too, with the server's reason.
+            if code != 220 and code // 100 not in (4, 5):
                 raise SMTPProtocolError(
-                    f"the greeting must be 220, 421 or 554, not {code}",
+                    f"the greeting must be 220, or a refusal, not {code}",
                     code=ErrorCode.MALFORMED_REPLY,
+                    reply=reply,
                 )
             self.state = State.HELLO
         elif name in ("EHLO", "LHLO"):

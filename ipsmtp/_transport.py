@@ -305,7 +305,16 @@ class Transport:
                 do_handshake_on_connect=False,
             )
             self.sock = wrapped
-            wrapped.do_handshake()
+            try:
+                wrapped.do_handshake()
+            except OSError as exc:
+                if isinstance(exc, ssl.SSLError | TimeoutError) or self.interrupted.is_set():
+                    raise
+                # A reset mid-handshake is a failed handshake, as a close there is (SSLEOFError).
+                reason = exc.strerror or str(exc) or type(exc).__name__
+                raise SMTPTLSError(
+                    f"the connection was lost during the TLS handshake with {self.peer}: {reason}"
+                ) from exc
 
     @property
     def peer_certificate(self) -> bytes:

@@ -221,13 +221,26 @@ def test_greeting_554_is_accepted() -> None:
         assert session.state is State.HELLO
 
 
-@pytest.mark.parametrize("data", [b"250 hello\r\n", b"500 what\r\n", b"354 go\r\n", b"221 bye\r\n"])
+@pytest.mark.parametrize("data", [b"450 4.3.2 try later\r\n", b"500 what\r\n"])
+def test_any_4xx_or_5xx_greeting_is_a_refusal_with_its_reply(data: bytes) -> None:
+    """RFC 5321 names 554 (and 421); a server saying 450 or 500 refuses too, and its reason
+    reaches the caller (the connection layer raises GREETING_REFUSED with it)."""
+    session = Session()
+    session.receive_data(data)
+    event = session.next_event()
+    assert isinstance(event, Exchange)
+    assert event.reply.code == int(data[:3])
+    assert session.state is State.HELLO
+
+
+@pytest.mark.parametrize("data", [b"250 hello\r\n", b"354 go\r\n", b"221 bye\r\n"])
 def test_other_greeting_codes_are_refused(data: bytes) -> None:
     session = Session()
     session.receive_data(data)
     with pytest.raises(SMTPProtocolError) as info:
         session.next_event()
     assert info.value.code == ErrorCode.MALFORMED_REPLY
+    assert info.value.reply is not None and info.value.reply.code == int(data[:3])
     assert session.state is State.ERROR
     with pytest.raises(SMTPProtocolError):
         session.next_event()
