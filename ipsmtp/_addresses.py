@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from email.headerregistry import AddressHeader
 from email.policy import default as _default_policy
 
-__all__ = ["Mailbox", "check_single_line", "parse_address", "parse_address_list"]
+__all__ = [
+    "Mailbox",
+    "check_single_line",
+    "parse_address",
+    "parse_address_list",
+    "split_entries",
+]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # every C0 control but TAB, and DEL
 # In addresses also the C1 controls (NEL, U+0085, among them) and the Unicode line and paragraph
@@ -31,6 +37,10 @@ MAX_ADDRESS = 254
 _SPLIT_ABOVE = 1000
 # A bare dot-atom address of ASCII (the common case): the parser's result is the text itself.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# RFC 5321 Dot-string, with the UTF-8 of RFC 6531 in atext; TAB and the controls nowhere.
+_DOT_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]+"
+_DOT_STRING = re.compile(rf"{_DOT_ATEXT}(?:\.{_DOT_ATEXT})*")
+_CONTROL_OR_TAB = re.compile(r"[\x00-\x1f\x7f]")
 _SIMPLE = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 # Defects the parser reports that do not make an address unusable: "postmaster" alone is a valid
 # RCPT (RFC 5321 §4.1.1.3); a non-ASCII local part is valid with SMTPUTF8 (RFC 6531); an empty
@@ -93,13 +103,17 @@ def _parse(value: str, what: str) -> list[Mailbox]:
     if not value.strip():
         return []
     if len(value) > _SPLIT_ABOVE:
-        entries = _top_level_entries(value)
+        entries = split_entries(value)
         if entries is not None:
-            return [m for entry in entries for m in _parse_entry(entry, what)]
+            # As the parser judges them: an entry of nothing before the last is an error, one
+            # of white space is skipped.
+            if "" in entries[:-1]:
+                raise ValueError(f"{what} {value!r} is not valid: empty element in address-list")
+            return [m for entry in entries if entry.strip() for m in _parse_entry(entry, what)]
     return _parse_entry(value, what)
 
 
-def _top_level_entries(value: str) -> list[str] | None:
+def split_entries(value: str) -> list[str] | None:
     """`value` cut at the commas that separate list entries: those outside quoted strings,
     comments, angle brackets and domain literals. None when the text has a group (``name: a,
     b;``) or unbalanced brackets: then the whole text goes to the parser as it is."""
@@ -137,7 +151,7 @@ def _top_level_entries(value: str) -> list[str] | None:
     if quoted or depth or angle or literal:
         return None
     entries.append(value[start:])
-    return [entry for entry in entries if entry.strip()]
+    return entries
 
 
 def _parse_entry(value: str, what: str) -> list[Mailbox]:
@@ -163,6 +177,14 @@ def _parse_entry(value: str, what: str) -> list[Mailbox]:
         if not address.username or addr in ("<>", "@") or addr.startswith("@"):
             problems.append(f"invalid address {addr!r}")
             continue
+        if _CONTROL_OR_TAB.search(address.username):
+            problems.append(f"a control character in the local part of {addr!r}")
+            continue
+        if not _DOT_STRING.fullmatch(address.username) and not addr.startswith('"'):
+            # The parser quotes a local part again only for specials or spaces: '"a..b"'
+            # would go out as a..b, which is no valid Dot-string (RFC 5321 §4.1.2).
+            local = '"' + address.username.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            addr = f"{local}@{address.domain}" if address.domain else local
         if any(ch.isspace() for ch in addr) and '"' not in addr:
             problems.append(f"invalid address {addr!r}")
             continue

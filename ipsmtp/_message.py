@@ -41,9 +41,9 @@ from email.headerregistry import AddressHeader
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import EmailPolicy
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 
-from ._addresses import Mailbox, parse_address_list
+from ._addresses import Mailbox, parse_address_list, split_entries
 from ._enums import Importance, Priority, Sensitivity
 from ._errors import ErrorCode, SMTPError
 from ._properties import Properties, local_ip_literal
@@ -199,11 +199,14 @@ def fold_header(name: str, value: str, options: ComposeOptions) -> str:
     fast = _fast_fold(name, value, options)
     if fast is not None:
         return fast
-    if len(value) > _LONG_VALUE:
-        folded = _fold_long(name, value, options)
+    if name.lower() in _ADDRESS_HEADERS:
+        folded = _fold_addresses(name, value, options)
         if folded is not None:
             return folded
-    policy = _policy(options)
+    elif len(value) > _LONG_VALUE:
+        folded = _fold_long_text(name, value, options)
+        if folded is not None:
+            return folded
     charset = options.charset
     foreign = charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8")
     if not value.isascii() and not options.utf8 and name.lower() not in _ADDRESS_HEADERS:
@@ -217,17 +220,14 @@ def fold_header(name: str, value: str, options: ComposeOptions) -> str:
             header_name=name,
         ).encode(linesep="\r\n")
         folded = f"{name}: {encoded}\r\n"
-    elif foreign and not value.isascii():
-        text = ", ".join(
-            formataddr((m.display_name, m.address), charset=charset)
-            for m in parse_address_list(value)
-        )
-        folded = f"{name}: {text}\r\n"
     else:
+        policy = _policy(options)
         try:
             folded = policy.header_factory(name, value).fold(policy=policy)
         except Exception:  # the stdlib parser can crash on odd input (IndexError)
             folded = "x" * (MAX_LINE + 1)  # take the encoded-word route below
+        if name.lower() in _ADDRESS_HEADERS:
+            _check_same_addresses(name, value, folded)
     if any(len(line.encode()) > MAX_LINE for line in folded.split("\r\n")):
         encoded = EncodedHeader(
             value, "utf-8", maxlinelen=options.max_header_length, header_name=name
@@ -236,37 +236,87 @@ def fold_header(name: str, value: str, options: ComposeOptions) -> str:
     return folded
 
 
-# email.policy's folder costs time quadratic in a value's length (a megabyte Subject of words
-# takes ~40 s, 10,000 recipients in To seconds): longer values are folded here, in one pass,
-# an address at a time or at white space, which is all folding is (RFC 5322 §2.2.3).
+# Address headers are written from the parsed mailboxes, so a reader of the header finds
+# exactly the addresses of the envelope. email.policy's folder cannot be trusted with them: it
+# writes an encoded-word display name decoded and unquoted ('=?utf-8?q?eve=40evil.example=2C?=
+# <bob@x>' becomes 'eve@evil.example, <bob@x>'), may encode the comma between two mailboxes,
+# and may fold at a comma with no white space after it (CVE-2023-27043's class).
+# It also costs time quadratic in a value's length, as it does for long text (a megabyte Subject
+# of words takes ~40 s): long text is folded here too, in one pass, at white space, which is all
+# folding is (RFC 5322 §2.2.3).
 _LONG_VALUE = 1000
 _CHUNKS = re.compile(r"[ \t]*[^ \t]+|[ \t]+$")
+_LONGEST_WORD = 900  # a quoted display name word longer than this goes as encoded-words
+_PHRASE_ASCII = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
+_PHRASE_UTF8 = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ \x80-\U0010ffff-]+")
 
 
-def _fold_long(name: str, value: str, options: ComposeOptions) -> str | None:
-    """A long header folded in linear time, or None where the general folder must do it
-    (unstructured text that is not printable ASCII, or a word too long for any line)."""
-    limit = options.max_header_length
-    if name.lower() in _ADDRESS_HEADERS:
-        pieces = [_mailbox_text(name, m, options) for m in parse_address_list(value)]
-        return _join_folded(f"{name}:", [f" {p}," for p in pieces[:-1]] + [f" {pieces[-1]}"], limit)
+def _fold_addresses(name: str, value: str, options: ComposeOptions) -> str | None:
+    """An address header written from its parsed mailboxes, folded between mailboxes and at
+    the spaces of display names; None for a list with groups (``name: a, b;``), which the
+    email package writes (and which is then checked)."""
+    if split_entries(value) is None:
+        return None
+    mailboxes = parse_address_list(value)
+    if not mailboxes:
+        return None
+    chunks: list[str] = []
+    for index, mailbox in enumerate(mailboxes):
+        text = _mailbox_text(mailbox, options)
+        pieces = _CHUNKS.findall(" " + text + ("," if index < len(mailboxes) - 1 else ""))
+        chunks += pieces
+    return _join_folded(f"{name}:", chunks, options.max_header_length)
+
+
+def _mailbox_text(mailbox: Mailbox, options: ComposeOptions) -> str:
+    """One mailbox as header text: the address, with the display name quoted as needed (or
+    RFC 2047 encoded-words when it is not ASCII and the message is not SMTPUTF8)."""
+    display, address = mailbox.display_name, mailbox.address
+    if not display:
+        return address
+    short_words = all(len(w) <= _LONGEST_WORD for w in display.split())
+    if short_words and (display.isascii() or options.utf8):
+        # RFC 5322 §3.2.5 phrase: atoms as they are, anything else one quoted string
+        # (RFC 6532 allows UTF-8 in both).
+        atoms = _PHRASE_UTF8 if options.utf8 else _PHRASE_ASCII
+        if atoms.fullmatch(display) and display == display.strip():
+            return f"{display} <{address}>"
+        return f'"{email_utils.quote(display)}" <{address}>'
+    charset = options.charset
+    foreign = charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8")
+    encoded = EncodedHeader(
+        display,
+        _word_charset(charset if foreign else "utf-8", display),
+        maxlinelen=min(options.max_header_length, 76),
+    ).encode(linesep="\r\n")
+    return f"{encoded.replace(chr(13) + chr(10), '')} <{address}>"
+
+
+def _check_same_addresses(name: str, value: str, folded: str) -> None:
+    """Refuse to write an address header in which a reader would find other addresses than
+    the envelope's."""
+    try:
+        header = email_policy.default.header_factory(name, folded.split(":", 1)[1].strip())
+        found = [a.addr_spec for a in getattr(header, "addresses", ())]
+    except Exception:
+        found = None
+    if found != [m.address for m in parse_address_list(value)]:
+        raise SMTPError(
+            f"the {name} header cannot be written so that it names exactly its addresses; "
+            "write the list without groups",
+            code=ErrorCode.INVALID_SETTING_VALUE,
+        )
+
+
+def _fold_long_text(name: str, value: str, options: ComposeOptions) -> str | None:
+    """Long unstructured text folded in linear time, or None where the general folder must
+    do it (text that is not printable ASCII, or a word too long for any line)."""
     if not _PRINTABLE.fullmatch(value):
         return None
     chunks = _CHUNKS.findall(f"{name}: {value}")
     if any(len(chunk) > MAX_LINE for chunk in chunks):
         return None
-    return _join_folded(chunks[0], chunks[1:], limit)
-
-
-def _mailbox_text(name: str, mailbox: Mailbox, options: ComposeOptions) -> str:
-    """One mailbox as header text: the bare address as it is, else folded by the email
-    package on its own (which encodes a non-ASCII display name); may hold CRLF + space."""
-    if not mailbox.display_name and (options.utf8 or mailbox.address.isascii()):
-        return mailbox.address
-    text = formataddr((mailbox.display_name, mailbox.address))
-    if not mailbox.display_name.isascii():
-        text = f'"{email_utils.quote(mailbox.display_name)}" <{mailbox.address}>'
-    return fold_header(name, text, options)[len(name) + 2 : -2]
+    return _join_folded(chunks[0], chunks[1:], options.max_header_length)
 
 
 def _join_folded(first: str, chunks: list[str], limit: int) -> str:
@@ -562,7 +612,7 @@ def zone_offset(zone: str) -> timedelta | tzinfo | None:
         return timedelta(0)
     if upper in _RFC822_ZONES:
         return timedelta(hours=_RFC822_ZONES[upper])
-    match = re.fullmatch(r"([+-])(\d\d):?(\d\d)", text)
+    match = re.fullmatch(r"([+-])([0-9]{2}):?([0-9]{2})", text)
     if match:
         hours, minutes = int(match.group(2)), int(match.group(3))
         if hours > 23 or minutes > 59:

@@ -61,7 +61,7 @@ _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 _LINE = re.compile(rb"([1-5][0-9][0-9])(?:([ -])(.*))?", re.DOTALL)
 
 # `class.subject.detail` per RFC 3463 §2: class is 2, 4 or 5; subject 1-3 digits; detail 1-3.
-_ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
+_ENHANCED = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: |$)")
 
 REDACTED: Final = "****"
 _OWN_VERBS: Final = frozenset(

@@ -207,7 +207,7 @@ _PARAM_FEATURES = {
     "NOTIFY": "DSN",
     "ORCPT": "DSN",
 }
-_ENHANCED_PREFIX = re.compile(r"([245])\d\d([ -])(?!\d\.\d{1,3}\.\d{1,3}\b)")
+_ENHANCED_PREFIX = re.compile(r"([245])[0-9][0-9]([ -])(?![0-9]\.[0-9]{1,3}\.[0-9]{1,3}\b)")
 
 
 class _Protocol(_AioSMTP):
