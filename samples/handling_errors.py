@@ -8,15 +8,15 @@ import os
 import tempfile
 
 from ipsmtp import SMTP, ErrorCode, SMTPConnectError, SMTPRecipientsRefused, SMTPResponseError
-from ipsmtp.server import Server
+from ipsmtp.server import ReceivedMessage, Server
 
 
 def refuse_rcpt(address: str, options: list[str]) -> str | None:
     return "550 5.1.1 no such user" if address.startswith("nobody@") else None
 
 
-def refuse_spam(message: object) -> str | None:
-    subject = str(getattr(message, "message")["Subject"])
+def refuse_spam(message: ReceivedMessage) -> str | None:
+    subject = str(message.message["Subject"])
     return "554 5.7.1 looks like spam" if "spam" in subject else None
 
 
