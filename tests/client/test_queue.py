@@ -92,7 +92,7 @@ def test_queue_writes_one_complete_file_without_touching_the_network(
     ]
     assert meta["message_id"].startswith("<") and meta["message_id"].encode() in message
     assert meta["created"]
-    assert b"hidden" not in message and b"bcc" not in message.lower()
+    assert b"hidden" not in message and b"\r\nbcc:" not in b"\r\n" + message.lower()
 
 
 def test_queue_with_the_server_down_still_writes_the_file(
