@@ -49,6 +49,7 @@ from ._errors import (
     ErrorCode,
     SMTPConnectError,
     SMTPError,
+    SMTPInterrupted,
     SMTPRecipientsRefused,
     SMTPResponseError,
     SMTPTimeoutError,
@@ -402,16 +403,26 @@ class Pipeline:
             self.options.pipelining and "PIPELINING" in self.conn.session.extensions.keywords
         )
         if _chunking(self.conn, self.options):
-            self.flush()
+            self._finish_held()
             self._chunked(job, pipelining)
         elif pipelining:
             held = self._open
             if held is not None and (held.content.size is None or held.content.size > RIDE_LIMIT):
-                self.flush()  # a large message gains nothing from riding: finish it first
+                self._finish_held()  # a large message gains nothing from riding: finish it first
             self._pipelined(job)
         else:
-            self.flush()
+            self._finish_held()
             self._sequential(job)
+
+    def _finish_held(self) -> None:
+        """Finish the previous job before this one starts. Its failure is its own: nothing of
+        the new job went out, so that one may go over a new connection (`NotSent`)."""
+        try:
+            self.flush()
+        except SMTPInterrupted:
+            raise
+        except SMTPError as exc:
+            raise NotSent from exc
 
     def _sequential(self, job: _Job) -> None:
         conn = self.conn
@@ -440,7 +451,17 @@ class Pipeline:
         session = conn.session
         commands = [job.mail, *job.rcpts, _DATA]
         previous = self._open
-        head = self._held_content_tail() if previous is not None else b""
+        head = b""
+        if previous is not None:
+            try:
+                head = self._held_content_tail()
+            except SMTPError as exc:
+                # The held message failed before its end (the server spoke or closed while
+                # it streamed): it gets the error; nothing of this job went out.
+                self._fail_open(exc)
+                if isinstance(exc, SMTPInterrupted):
+                    raise
+                raise NotSent from exc
         out = [head]
         trace = conn.emit_trace
         for command in commands:
