@@ -109,7 +109,7 @@ def _parse(value: str, what: str) -> list[Mailbox]:
             # of white space is skipped.
             if "" in entries[:-1]:
                 raise ValueError(f"{what} {value!r} is not valid: empty element in address-list")
-            return [m for entry in entries if entry.strip() for m in _parse_entry(entry, what)]
+            return [m for entry in entries if entry.strip(" \t") for m in _parse_entry(entry, what)]
     return _parse_entry(value, what)
 
 
