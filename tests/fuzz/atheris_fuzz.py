@@ -158,13 +158,18 @@ def _blankless(name: str) -> str:
     return re.sub(r"\s+", "", name)
 
 
+_QUOTED_LOCAL = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
 def _unquoted(address: str) -> tuple[str, str]:
+    """(local part without its quotes, domain); an @ inside the quotes does not split."""
+    quoted = _QUOTED_LOCAL.match(address)
+    if quoted is not None:
+        rest = address[quoted.end() :]
+        assert rest == "" or rest.startswith("@"), address
+        return re.sub(r"\\(.)", r"\1", quoted[1]), rest[1:]
     local, at, domain = address.rpartition("@")
-    if not at:
-        local, domain = address, ""
-    if local.startswith('"'):
-        local = re.sub(r"\\(.)", r"\1", local[1:-1])
-    return local, domain
+    return (local, domain) if at else (address, "")
 
 
 def fuzz_header(data: bytes) -> None:

@@ -848,7 +848,7 @@ def valid_mailbox(draw: st.DrawFn, *, ascii_address: bool = False) -> tuple[str,
     return f"{encoded} <{text}>", Mailbox(name, address)
 
 
-@budget(300)
+@budget(250)
 @given(entries=st.lists(valid_mailbox(), min_size=1, max_size=4))
 def test_generated_addresses_round_trip(entries: list[tuple[str, Mailbox]]) -> None:
     """Dot-atom, UTF-8 and quoted local parts; ASCII, IDN and literal domains; bare, in angle
@@ -881,7 +881,7 @@ def test_quoted_local_part_with_odd_dots_keeps_its_quotes(atoms: list[str], host
 _EMPTY_ENTRY = re.compile(r"(?:^|,)[ \t]*,")
 
 
-@budget(100)
+@budget(60)
 @given(
     entries=st.lists(valid_mailbox(ascii_address=True), min_size=1, max_size=3),
     where=st.integers(0, 3),
@@ -905,6 +905,31 @@ def test_empty_entry_is_judged_the_same_at_any_length(
     value = ",".join(texts)
     assert _EMPTY_ENTRY.search(value)
     assert parse_or_none(pad * 1001 + value) == parse_or_none(pad + value)
+
+
+@budget(60)
+@given(
+    entries=st.lists(valid_mailbox(ascii_address=True), min_size=2, max_size=3),
+    where=st.integers(1, 2),
+    blank=st.text(st.characters(categories=["Zs"]) | st.sampled_from(" \t"), max_size=3).filter(
+        lambda b: b.strip(" \t")
+    ),
+)
+@example(
+    entries=[("a@b.com", Mailbox("", "a@b.com")), ("c@d.com", Mailbox("", "c@d.com"))],
+    where=1,
+    blank="\u3000",
+)
+def test_entry_of_unicode_blanks_is_judged_the_same_at_any_length(
+    entries: list[tuple[str, Mailbox]], where: int, blank: str
+) -> None:
+    """An entry of blanks, some not ASCII, between two addresses: judged alike short and long
+    (the example, 'a@b.com,\u3000,c@d.com', was once refused short and accepted long:
+    str.strip() takes U+3000 for white space, the email parser does not)."""
+    texts = [text for text, _ in entries]
+    texts.insert(min(where, len(texts) - 1), blank)
+    value = ",".join(texts)
+    assert parse_or_none(" " * 1001 + value) == parse_or_none(" " + value)
 
 
 # -- the To header against the envelope ---------------------------------------------------------
@@ -935,12 +960,16 @@ def unquoted(mailbox: tuple[str, str]) -> tuple[str, str, str]:
     """(display name without blanks, local part without its quotes, domain) of an envelope
     recipient."""
     name, address = mailbox
+    quoted = _QUOTED_LOCAL.match(address)
+    if quoted is not None:  # '"a@b"@x', or '"@"' alone: the @ inside the quotes is no split
+        local, rest = re.sub(r"\\(.)", r"\1", quoted[1]), address[quoted.end() :]
+        assert rest == "" or rest.startswith("@"), address
+        return blankless(name), local, rest[1:]
     local, at, domain = address.rpartition("@")
-    if not at:
-        local, domain = address, ""
-    if local.startswith('"'):
-        local = re.sub(r"\\(.)", r"\1", local[1:-1])
-    return blankless(name), local, domain
+    return (blankless(name), local, domain) if at else (blankless(name), address, "")
+
+
+_QUOTED_LOCAL = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
 def check_header_matches_envelope(send_to: str, charset: str, *, groups: bool) -> None:
@@ -979,6 +1008,7 @@ def check_header_matches_envelope(send_to: str, charset: str, *, groups: bool) -
     send_to="ann@example.com,bob@example.com,carol@example.com,Zo\u00eb <zoe@example.com>",
     charset="",
 )
+@example(send_to='"@"', charset="")  # a quoted local part alone, with an @ in it
 def test_to_header_names_the_envelope_recipients_for_any_text(send_to: str, charset: str) -> None:
     """Whatever text `send_to` accepts, a reader of the composed To header finds exactly the
     envelope recipients, addresses and names, in order, and the header block stays whole:
@@ -986,7 +1016,7 @@ def test_to_header_names_the_envelope_recipients_for_any_text(send_to: str, char
     check_header_matches_envelope(send_to, charset, groups=True)
 
 
-@budget(400)
+@budget(300)
 @given(
     entries=st.lists(valid_mailbox(), min_size=1, max_size=8),
     separator=st.sampled_from([", ", ","]),
