@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from ._connection import Connection
 from ._data import DataEncoder
@@ -597,8 +598,7 @@ class Pipeline:
             refused = replies and replies[0].code // 100 != 2
             if refused or (len(rcpts) == len(job.rcpts) and all(r.code // 100 != 2 for r in rcpts)):
                 raise  # the sender or every recipient was refused: surely not delivered
-            job.outcome = _unknown_outcome(exc)
-            raise job.outcome from exc
+            _fate_unknown(job, exc)
         return replies
 
     def _sequential_envelope_then_bdat(self, job: _Job, encoder: DataEncoder | None) -> None:
@@ -667,8 +667,7 @@ class Pipeline:
             # The whole message went out with LAST: the server may have it.
             if job.outcome is not None:
                 raise
-            job.outcome = _unknown_outcome(exc)
-            raise job.outcome from exc
+            _fate_unknown(job, exc)
         if job.outcome is None:
             job.finish(finals)
 
@@ -749,8 +748,7 @@ class Pipeline:
             # Lost or silent after the whole message went out: the server may have it.
             if job.empty_pending:
                 raise
-            job.outcome = _unknown_outcome(exc)
-            raise job.outcome from exc
+            _fate_unknown(job, exc)
         if job.empty_pending:
             return  # the outcome (recipients refused) was set already
         job.finish(replies)
@@ -777,6 +775,13 @@ class Pipeline:
         for job in (held, *jobs):
             if job is not None and job.outcome is None:
                 job.outcome = plain
+
+
+def _fate_unknown(job: _Job, exc: SMTPError) -> NoReturn:
+    """The whole message went out and the connection was lost (or fell silent) before its
+    reply: the job's outcome, raised, is an unknown-outcome error."""
+    job.outcome = _unknown_outcome(exc)
+    raise job.outcome from exc
 
 
 def _unknown_outcome(exc: SMTPError) -> SMTPError:

@@ -199,7 +199,8 @@ def fold_header(name: str, value: str, options: ComposeOptions) -> str:
     fast = _fast_fold(name, value, options)
     if fast is not None:
         return fast
-    if name.lower() in _ADDRESS_HEADERS:
+    addresses = name.lower() in _ADDRESS_HEADERS
+    if addresses:
         folded = _fold_addresses(name, value, options)
         if folded is not None:
             return folded
@@ -207,15 +208,13 @@ def fold_header(name: str, value: str, options: ComposeOptions) -> str:
         folded = _fold_long_text(name, value, options)
         if folded is not None:
             return folded
-    charset = options.charset
-    foreign = charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8")
-    if not value.isascii() and not options.utf8 and name.lower() not in _ADDRESS_HEADERS:
+    if not value.isascii() and not options.utf8 and not addresses:
         # Unstructured text (Subject...): RFC 2047 encoded-words, each at most 75 characters
         # (§2), the spaces kept inside them. (email.policy's folder can leave a space
         # between two encoded-words, which decoders drop: CPython gh-144156.)
         encoded = EncodedHeader(
             value,
-            _word_charset(charset if foreign else "utf-8", value),
+            _word_charset(options.charset, value),
             maxlinelen=min(options.max_header_length, 76),
             header_name=name,
         ).encode(linesep="\r\n")
@@ -226,7 +225,7 @@ def fold_header(name: str, value: str, options: ComposeOptions) -> str:
             folded = policy.header_factory(name, value).fold(policy=policy)
         except Exception:  # the stdlib parser can crash on odd input (IndexError)
             folded = "x" * (MAX_LINE + 1)  # take the encoded-word route below
-        if name.lower() in _ADDRESS_HEADERS:
+        if addresses:
             _check_same_addresses(name, value, folded)
     if any(len(line.encode()) > MAX_LINE for line in folded.split("\r\n")):
         encoded = EncodedHeader(
@@ -282,11 +281,9 @@ def _mailbox_text(mailbox: Mailbox, options: ComposeOptions) -> str:
         if atoms.fullmatch(display) and display == display.strip():
             return f"{display} <{address}>"
         return f'"{email_utils.quote(display)}" <{address}>'
-    charset = options.charset
-    foreign = charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8")
     encoded = EncodedHeader(
         display,
-        _word_charset(charset if foreign else "utf-8", display),
+        _word_charset(options.charset, display),
         maxlinelen=min(options.max_header_length, 76),
     ).encode(linesep="\r\n")
     return f"{encoded.replace(chr(13) + chr(10), '')} <{address}>"
@@ -334,10 +331,12 @@ def _join_folded(first: str, chunks: list[str], limit: int) -> str:
 
 
 def _word_charset(name: str, value: str) -> EmailCharset:
-    """The charset for encoded-words. UTF-8 gets the shorter encoding for `value`, as
-    email.policy picks: "Q" for mostly-ASCII text (readable), "B" otherwise; any other
-    charset keeps its registered encoding (ISO-2022-JP needs its own)."""
-    charset = EmailCharset(name)
+    """The charset for encoded-words: the Charset setting `name`, UTF-8 when it is empty.
+    UTF-8 gets the shorter encoding for `value`, as email.policy picks: "Q" for mostly-ASCII
+    text (readable), "B" otherwise; any other charset keeps its registered encoding
+    (ISO-2022-JP needs its own)."""
+    foreign = name and name.lower().replace("_", "-") not in ("utf-8", "utf8")
+    charset = EmailCharset(name if foreign else "utf-8")
     if charset.input_charset == "utf-8":
         ascii_share = sum(ch.isascii() for ch in value) / max(len(value), 1)
         charset.header_encoding = QP if ascii_share >= 0.5 else BASE64

@@ -23,7 +23,7 @@ import contextlib
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Self
 
 Script = Callable[["Conversation"], Awaitable[None]]
 
@@ -155,37 +155,22 @@ def only_conversation(server: ScriptedServer) -> Conversation:
     return server.conversations[0]
 
 
-class ScriptedServer:
-    def __init__(self, script: Script, *, tls_context: ssl.SSLContext | None = None) -> None:
-        self.script = script
+class LoopServer:
+    """An asyncio server on 127.0.0.1 with its own event loop in a thread; a subclass serves
+    each connection in `_handle`. `start()` returns once it listens on `port`."""
+
+    def __init__(self, *, tls_context: ssl.SSLContext | None = None) -> None:
         self.tls_context = tls_context
         self.host = "127.0.0.1"
         self.port = 0
-        self.conversations: list[Conversation] = []
-        self.errors: list[BaseException] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
-        self._done = threading.Event()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conv = Conversation(reader, writer)
-        conv.tls = self.tls_context is not None
-        self.conversations.append(conv)
-        try:
-            await self.script(conv)
-        except (EOFError, ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except Exception as exc:  # surfaced by the test through `errors`
-            self.errors.append(exc)
-        finally:
-            with contextlib.suppress(Exception):
-                # Let the client see everything written before closing.
-                await asyncio.sleep(0.05)
-                writer.close()
-            self._done.set()
+        raise NotImplementedError
 
-    def start(self) -> ScriptedServer:
+    def start(self) -> Self:
         loop = asyncio.new_event_loop()
         self._loop = loop
         ready = threading.Event()
@@ -211,6 +196,44 @@ class ScriptedServer:
         ready.wait(10)
         return self
 
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class ScriptedServer(LoopServer):
+    def __init__(self, script: Script, *, tls_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(tls_context=tls_context)
+        self.script = script
+        self.conversations: list[Conversation] = []
+        self.errors: list[BaseException] = []
+        self._done = threading.Event()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conv = Conversation(reader, writer)
+        conv.tls = self.tls_context is not None
+        self.conversations.append(conv)
+        try:
+            await self.script(conv)
+        except (EOFError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception as exc:  # surfaced by the test through `errors`
+            self.errors.append(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                # Let the client see everything written before closing.
+                await asyncio.sleep(0.05)
+                writer.close()
+            self._done.set()
+
     def wait_done(self, timeout: float = 10) -> bool:
         return self._done.wait(timeout)
 
@@ -229,13 +252,4 @@ class ScriptedServer:
 
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(hang_up(), loop).result(5)
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop = None
-
-    def __enter__(self) -> ScriptedServer:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        super().stop()

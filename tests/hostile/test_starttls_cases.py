@@ -41,7 +41,6 @@ import asyncio
 import base64
 import contextlib
 import ssl
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -49,6 +48,7 @@ import pytest
 from scripted import (
     MESSAGE,
     Conversation,
+    LoopServer,
     ScriptedServer,
     only_conversation,
     serve_rest,
@@ -88,16 +88,13 @@ ALL_MODES = [*REQUIRED_MODES, pytest.param(OPPORTUNISTIC, id="automatic-opportun
 # -- an HTTP CONNECT proxy: the server is then not "on loopback" for ipsmtp ---------------------
 
 
-class Tunnel:
+class Tunnel(LoopServer):
     """A minimal HTTP CONNECT proxy on 127.0.0.1, in its own event loop thread. It relays
     bytes unchanged both ways and records each target it connected to."""
 
     def __init__(self) -> None:
-        self.port = 0
+        super().__init__()
         self.targets: list[str] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
@@ -126,38 +123,6 @@ class Tunnel:
         await asyncio.gather(
             self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
         )
-
-    def start(self) -> Tunnel:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            self._server = loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", 0)
-            )
-            self.port = self._server.sockets[0].getsockname()[1]
-            ready.set()
-            loop.run_forever()
-            self._server.close()
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(BaseException):
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        assert ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop = None
 
     def firewall(self) -> dict[str, Any]:
         return {"firewall_type": FirewallType.TUNNEL, "host": "127.0.0.1", "port": self.port}
