@@ -1,12 +1,14 @@
 """ipsmtp: a stateful SMTP client component.
 
-One `SMTP` object with IPWorks-style properties (also reachable under their IPWorks names), a
-`config()` store for the long tail of settings, and blinker signals (`ipsmtp.signals`) to trace
-the session. Underneath: a sans-IO protocol core, a socket/TLS/proxy transport, SASL, ESMTP
-extensions and a durable send queue.
+One `SMTP` object (and its asyncio twin, `AsyncSMTP`) with IPWorks-style properties (also
+reachable under their IPWorks names), a `config()` store for the long tail of settings, and
+blinker signals (`ipsmtp.signals`) to trace the session. Underneath: a sans-IO protocol core
+(`ipsmtp.protocol`) run by a blocking and an asyncio driver, socket/TLS/proxy transports,
+SASL, ESMTP extensions and a durable send queue.
 """
 
 from . import signals
+from ._async_client import AsyncSMTP
 from ._client import SMTP
 from ._enums import (
     AuthMechanism,
@@ -36,6 +38,7 @@ from ._version import __version__
 
 __all__ = [
     "SMTP",
+    "AsyncSMTP",
     "AuthMechanism",
     "ErrorCode",
     "Firewall",

@@ -16,10 +16,10 @@ import logging
 from typing import Any
 
 from . import signals
+from .protocol._observer import CLIENT, INFO, SERVER
 
 __all__ = ["CLIENT", "INFO", "SERVER", "Emitter", "log", "tracing"]
 
-CLIENT, SERVER, INFO = 0, 1, 2  # PITrail directions
 _PREFIX = ("C:", "S:", "*:")
 
 log = logging.getLogger("ipsmtp")
@@ -31,8 +31,13 @@ def tracing() -> bool:
 
 
 class Emitter:
+    """The protocol's `Observer`, as blinker signals and log records."""
+
     def __init__(self, sender: Any) -> None:
         self.sender = sender
+
+    def tracing(self) -> bool:
+        return tracing()
 
     def trail(self, direction: int, message: str, tls: bool) -> None:
         if signals.pi_trail.receivers:

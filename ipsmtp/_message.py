@@ -37,7 +37,6 @@ from email import utils as email_utils
 from email.charset import BASE64, QP
 from email.charset import Charset as EmailCharset
 from email.header import Header as EncodedHeader
-from email.headerregistry import AddressHeader
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import EmailPolicy
@@ -53,6 +52,8 @@ __all__ = [
     "ComposeOptions",
     "Composed",
     "compose",
+    "ends_header_block",
+    "header_block",
     "message_id_of",
     "needs_smtputf8",
     "new_message_id",
@@ -654,16 +655,25 @@ def _set_text(msg: EmailMessage, text: str, charset: str, subtype: str) -> None:
         msg.set_content(text, subtype=subtype, charset=charset)
 
 
-def _header_block(data: bytes) -> bytes:
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        index = data.find(sep)
-        if index >= 0:
-            return data[: index + len(sep)]
-    return data
+HEADER_LIMIT = 1 << 20  # the most read looking for the end of a message's header block
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def header_block(data: bytes) -> bytes:
+    """The header block of a raw message: up to and including the first empty line, whatever
+    its line endings (``\n``, ``\r\n`` or a mix), or at most HEADER_LIMIT bytes. The one rule
+    for where headers end: the envelope, the Message-ID and the binary check all read this."""
+    match = _BLANK_LINE.search(data, 0, HEADER_LIMIT)
+    return data[: match.end()] if match else data[:HEADER_LIMIT]
+
+
+def ends_header_block(data: bytes | bytearray) -> bool:
+    """Does `data` hold the empty line that ends a header block?"""
+    return _BLANK_LINE.search(data) is not None
 
 
 def _headers_of(data: bytes) -> list[Header]:
-    parsed = BytesHeaderParser(policy=email_policy.default).parsebytes(_header_block(data))
+    parsed = BytesHeaderParser(policy=email_policy.default).parsebytes(header_block(data))
     return [Header(name, str(value)) for name, value in parsed.items()]
 
 
@@ -673,7 +683,7 @@ _MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*((?:.*)(?:\r?\n[ \t].*)*)$")
 def message_id_of(data: bytes) -> str:
     """The Message-ID header of a raw message, or "". A scan of the header block, not a full
     parse: this runs for every raw message sent."""
-    match = _MESSAGE_ID.search(_header_block(data))
+    match = _MESSAGE_ID.search(header_block(data))
     if match is None:
         return ""
     return b" ".join(match.group(1).split()).decode("utf-8", "replace")
@@ -692,7 +702,7 @@ class RawHeaders:
     without the email package's full parser, which costs a millisecond a message."""
 
     def __init__(self, data: bytes) -> None:
-        block = _header_block(data)
+        block = header_block(data)
         self._fields = [
             (
                 name.decode("ascii").lower(),
@@ -722,8 +732,3 @@ def needs_smtputf8(addresses: Iterable[str]) -> bool:
     return any(not a.isascii() for a in addresses)
 
 
-def address_header_mailboxes(value: str) -> list[str]:
-    """The bare addresses of an address header value (for the envelope of raw messages)."""
-    header = email_policy.default.header_factory("To", value)
-    assert isinstance(header, AddressHeader)
-    return [a.addr_spec for a in header.addresses if a.username]

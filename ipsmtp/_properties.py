@@ -259,16 +259,6 @@ class Properties(BaseModel):
         return name in self.model_fields_set
 
 
-def fields_and_aliases() -> dict[str, str]:
-    """Map each field name and each alias to the field name."""
-    names: dict[str, str] = {}
-    for name, info in Properties.model_fields.items():
-        names[name] = name
-        if info.alias:
-            names[info.alias] = name
-    return names
-
-
 def local_ip_literal(host: str) -> str | None:
     """`host` as an RFC 5321 address literal when it is an IP address, else None."""
     try:

@@ -29,7 +29,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,7 +39,15 @@ from ._enums import RecipientType
 from ._errors import ErrorCode, SMTPConnectError, SMTPError, SMTPTimeoutError
 from ._values import QueueReport, Recipient, SendResult
 
-__all__ = ["Listing", "QueueEntry", "list_entries", "process", "read_entry", "write_entry"]
+__all__ = [
+    "Listing",
+    "QueueEntry",
+    "list_entries",
+    "process",
+    "process_batches",
+    "read_entry",
+    "write_entry",
+]
 
 try:
     import fcntl
@@ -134,7 +142,7 @@ def _text(value: object) -> str:
 def _transient(exc: SMTPError) -> bool:
     if isinstance(exc, SMTPTimeoutError | SMTPConnectError):
         return True
-    return exc.reply is not None and 400 <= exc.reply.code < 500
+    return exc.reply is not None and exc.reply.is_transient
 
 
 def process(
@@ -147,6 +155,22 @@ def process(
     """Claim and send every ``.queued`` file in `queue_dir`, oldest first, `batch` at a time,
     and first every ``.sending`` file a crashed process left behind (`send` gets the claimed
     ``.sending`` paths and returns one result each, in order)."""
+    batches = process_batches(queue_dir, keep=keep, batch=batch)
+    try:
+        paths = next(batches)
+        while True:
+            paths = batches.send(send(paths))
+    except StopIteration as done:
+        report: QueueReport = done.value
+        return report
+
+
+def process_batches(
+    queue_dir: str, *, keep: bool = False, batch: int = 32
+) -> Generator[list[str], list[SendResult], QueueReport]:
+    """`process` as a generator, for a caller that sends asynchronously: it yields each
+    batch of claimed ``.sending`` paths and is sent their results, in order; it returns the
+    report."""
     if not os.path.isdir(queue_dir):
         raise SMTPError(
             f"the queue directory {queue_dir} does not exist", code=ErrorCode.FILE_ERROR
@@ -166,7 +190,7 @@ def process(
                         report.recovered.append(claim.base + ".sending")
             if not claimed:
                 continue
-            results = send([claim.base + ".sending" for claim in claimed])
+            results = yield [claim.base + ".sending" for claim in claimed]
             for claim, result in zip(claimed, results, strict=True):
                 _finish(claim.base, result, keep, report)
         finally:

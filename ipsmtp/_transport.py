@@ -24,7 +24,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ._enums import FirewallType
@@ -37,7 +37,14 @@ from ._errors import (
     SMTPTLSError,
 )
 
-__all__ = ["Interrupter", "ProxySettings", "SocketSettings", "Transport", "translate_errors"]
+__all__ = [
+    "Interrupter",
+    "ProxySettings",
+    "SocketSettings",
+    "Transport",
+    "TransportTarget",
+    "translate_errors",
+]
 
 RECV_SIZE = 65536
 
@@ -166,7 +173,30 @@ def translate_errors(
         raise error from exc
 
 
-class Transport:
+class Timed:
+    """The timeout rule of both transports (IPWorks'): `settings.timeout` seconds for each
+    network step, unless `settings.absolute`, when the whole operation started by `begin()`
+    must end by its deadline too. 0 means no limit."""
+
+    settings: SocketSettings
+    _deadline: float | None = None
+
+    def begin(self) -> None:
+        """Start an operation: with an absolute timeout, this sets its deadline."""
+        timeout = self.settings.timeout
+        self._deadline = time.monotonic() + timeout if self.settings.absolute and timeout else None
+
+    def _step_timeout(self) -> float | None:
+        timeout = self.settings.timeout or None
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise SMTPTimeoutError("the operation took longer than its absolute timeout")
+            timeout = left if timeout is None else min(timeout, left)
+        return timeout
+
+
+class Transport(Timed):
     """One TCP connection, plaintext or TLS."""
 
     def __init__(
@@ -220,23 +250,9 @@ class Transport:
     def tls(self) -> bool:
         return isinstance(self.sock, ssl.SSLSocket)
 
-    def begin(self) -> None:
-        """Start an operation: with an absolute timeout, this sets its deadline."""
-        timeout = self.settings.timeout
-        self._deadline = time.monotonic() + timeout if self.settings.absolute and timeout else None
-
-    def _step_timeout(self) -> float | None:
-        timeout = self.settings.timeout or None
-        if self._deadline is not None:
-            left = self._deadline - time.monotonic()
-            if left <= 0:
-                raise SMTPTimeoutError("the operation took longer than its absolute timeout")
-            timeout = left if timeout is None else min(timeout, left)
-        return timeout
-
     def send(self, data: bytes | memoryview) -> None:
         """Write all of `data`, honouring the timeout and MaxTransferRate."""
-        view = memoryview(data)
+        view = memoryview(data).cast("B")  # sent counts bytes, whatever the item size
         rate = self.settings.max_rate
         sock = self.sock
         try:
@@ -254,7 +270,7 @@ class Transport:
                 else:
                     sent = sock.send(view)
                 view = view[sent:]
-                if self.interrupted.is_set():
+                if view and self.interrupted.is_set():  # all sent: too late to stop it
                     raise SMTPInterrupted("the operation was interrupted")
         except Exception as exc:  # one translation point, without a context manager per call
             error = translate(exc, f"sending to {self.peer}", self.interrupted)
@@ -321,6 +337,34 @@ class Transport:
         if isinstance(self.sock, ssl.SSLSocket):
             return self.sock.getpeercert(binary_form=True) or b""
         return b""
+
+    @property
+    def tls_details(self) -> tuple[str, str, int] | None:
+        """(version, cipher, secret bits) after the TLS handshake, else None."""
+        sock = self.sock
+        if not isinstance(sock, ssl.SSLSocket):
+            return None
+        cipher = sock.cipher()
+        if not cipher:
+            return (sock.version() or "", "", 0)
+        return (sock.version() or "", cipher[0], cipher[2] or 0)
+
+    @property
+    def tls_session(self) -> ssl.SSLSession | None:
+        sock = self.sock
+        if not isinstance(sock, ssl.SSLSocket):
+            return None
+        try:
+            return sock.session
+        except (AttributeError, ValueError):
+            return None
+
+    @property
+    def peer_ip(self) -> str:
+        try:
+            return str(self.sock.getpeername()[0])
+        except (OSError, IndexError):
+            return ""
 
     def close(self) -> None:
         if self._closed:
@@ -419,24 +463,34 @@ def _connect_via_http_proxy(
     except OSError as exc:
         raise ProxyRefused(f"cannot reach the proxy: {exc.strerror or exc}") from exc
     try:
-        target = host.lstrip("*")
-        authority = f"[{target}]:{port}" if ":" in target else f"{target}:{port}"
-        request = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
-        if proxy.user:
-            token = base64.b64encode(f"{proxy.user}:{proxy.password}".encode()).decode("ascii")
-            request.append(f"Proxy-Authorization: Basic {token}")
-        sock.sendall(("\r\n".join(request) + "\r\n\r\n").encode("utf-8"))
-        status = _read_http_head(sock).split(b"\r\n", 1)[0].decode("latin-1")
-        version, _, rest = status.partition(" ")
-        code = rest[:3]
-        if not version.startswith("HTTP/") or not code.isdigit():
-            raise ProxyRefused(f"the proxy's answer is not HTTP: {status[:80]!r}")
-        if not code.startswith("2"):
-            raise ProxyRefused(f"the proxy refused the tunnel: {status[:200]}")
+        sock.sendall(connect_request(host, port, proxy))
+        check_connect_reply(_read_http_head(sock))
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def connect_request(host: str, port: int, proxy: ProxySettings) -> bytes:
+    """The HTTP CONNECT request for a tunnel to host:port (Basic authentication)."""
+    target = host.lstrip("*")
+    authority = f"[{target}]:{port}" if ":" in target else f"{target}:{port}"
+    request = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+    if proxy.user:
+        token = base64.b64encode(f"{proxy.user}:{proxy.password}".encode()).decode("ascii")
+        request.append(f"Proxy-Authorization: Basic {token}")
+    return ("\r\n".join(request) + "\r\n\r\n").encode("utf-8")
+
+
+def check_connect_reply(head: bytes) -> None:
+    """Raise `ProxyRefused` unless the proxy's reply header block says 2xx."""
+    status = head.split(b"\r\n", 1)[0].decode("latin-1")
+    version, _, rest = status.partition(" ")
+    code = rest[:3]
+    if not version.startswith("HTTP/") or not code.isdigit():
+        raise ProxyRefused(f"the proxy's answer is not HTTP: {status[:80]!r}")
+    if not code.startswith("2"):
+        raise ProxyRefused(f"the proxy refused the tunnel: {status[:200]}")
 
 
 def _read_http_head(sock: socket.socket, limit: int = 16384) -> bytes:
@@ -493,3 +547,21 @@ def _connect_via_proxy(
     sock: socket.socket = client.connect(target, port, timeout=timeout, **kwargs)
     _apply_options(sock, settings)
     return sock
+
+
+@dataclass(frozen=True)
+class TransportTarget:
+    """What a driver needs to open a connection (`Connect.target`): where, how, through which
+    proxy, and the TLS context factory (`make_context(verify)`). `session_store` keeps TLS
+    sessions by (host, port) for resumption, when ReuseSSLSession asks for it."""
+
+    host: str
+    port: int
+    socket: SocketSettings
+    proxy: ProxySettings | None
+    make_context: Callable[[bool], ssl.SSLContext]
+    session_store: dict[tuple[str, int], ssl.SSLSession] | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.host, self.port)

@@ -12,8 +12,10 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import clients
 import pytest
 import trustme
+from clients import LoopThread
 
 from ipsmtp import SMTP, signals
 from ipsmtp.server import Server
@@ -126,17 +128,36 @@ def server(make_server: Callable[..., Server]) -> Server:
     return make_server()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that makes a component runs with `SMTP` and with `AsyncSMTP` (see
+    tests/clients.py), unless it is marked ``sync_only``."""
+    if "client_kind" in metafunc.fixturenames:
+        sync_only = metafunc.definition.get_closest_marker("sync_only") is not None
+        metafunc.parametrize("client_kind", ["sync"] if sync_only else ["sync", "async"])
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    """The event loop the AsyncSMTP side of the behaviour suite runs on."""
+    thread = LoopThread()
+    yield thread
+    thread.stop()
+
+
 @pytest.fixture
-def make_smtp() -> Iterator[Callable[..., SMTP]]:
-    made: list[SMTP] = []
+def make_smtp(client_kind: str, request: pytest.FixtureRequest) -> Iterator[Callable[..., SMTP]]:
+    """Makes components of the kind under test (`SMTP`, or `AsyncSMTP` behind its blocking
+    adapter); they disconnect at the end of the test."""
+    made: list[Any] = []
+    construct = clients.factory(client_kind, lambda: request.getfixturevalue("loop_thread"))
 
     def make(server: Any = None, **props: Any) -> SMTP:
         if server is not None:
             props.setdefault("mail_server", server.host)
             props.setdefault("mail_port", server.port)
-        smtp = SMTP(**props)
+        smtp = construct(**props)
         made.append(smtp)
-        return smtp
+        return smtp  # type: ignore[no-any-return]
 
     yield make
     for smtp in made:

@@ -36,7 +36,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from .. import _client, signals
+from .. import _client, _model, signals
 from .._errors import ErrorCode, SMTPError
 from .._values import QueueReport
 
@@ -213,8 +213,9 @@ def _accessors() -> None:
     IPWorks Python edition (``get_from``, ``get_b_cc``)."""
     names = {
         name
-        for name, value in vars(_client.SMTP).items()
-        if (isinstance(value, (_client._Property, property)) and name.islower())
+        for klass in _client.SMTP.__mro__
+        for name, value in vars(klass).items()
+        if (isinstance(value, (_model._Property, property)) and name.islower())
     }
     names |= {"b_cc"}
     for name in sorted(names):

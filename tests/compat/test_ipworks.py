@@ -187,7 +187,8 @@ def test_every_property_has_the_accessors_its_access_allows() -> None:
 def test_the_property_list_above_covers_every_property_of_ipsmtp_smtp() -> None:
     public = {
         "from" if name == "from_" else name
-        for name, value in vars(ipsmtp.SMTP).items()
+        for klass in ipsmtp.SMTP.__mro__
+        for name, value in vars(klass).items()
         if name.islower()
         and not name.startswith("_")
         and not callable(value)

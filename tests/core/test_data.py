@@ -1,4 +1,4 @@
-"""Tests for ipsmtp._data: line-ending normalisation, dot-stuffing and the terminator.
+"""Tests for ipsmtp.protocol._data: line-ending normalisation, dot-stuffing and the terminator.
 
 Every encoder case goes through `tr()` (after h11's helper of the same name), which encodes the
 input three ways: all at once, one byte at a time, and followed by a trailing chunk that
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipsmtp._data import DataEncoder, encode_data
+from ipsmtp.protocol._data import DataEncoder, encode_data
 
 TERMINATOR = b".\r\n"
 

@@ -6,7 +6,8 @@ and no module reached may import an I/O, concurrency or framework module. Import
 ``if TYPE_CHECKING:`` are skipped: they never run. The package's ``__init__.py`` is followed
 only when a module explicitly imports a name from it, since the facade imports everything.
 
-A runtime check cannot do this: importing ``ipsmtp._wire`` runs ``ipsmtp/__init__.py`` first,
+A runtime check cannot do this: importing ``ipsmtp.protocol._wire`` runs
+``ipsmtp/__init__.py`` first,
 which loads the whole client.
 """
 
@@ -22,10 +23,19 @@ import pytest
 FORBIDDEN = frozenset(
     {"socket", "ssl", "select", "selectors", "threading", "asyncio", "blinker", "pydantic"}
 )
+PROTOCOL = [
+    "__init__",
+    "_channel",
+    "_data",
+    "_delivery",
+    "_io",
+    "_observer",
+    "_opening",
+    "_session",
+    "_wire",
+]
 CORE = [
-    "_wire.py",
-    "_data.py",
-    "_session.py",
+    *(f"protocol/{name}.py" for name in PROTOCOL),
     "sasl/__init__.py",
     "sasl/_server.py",
 ]
@@ -187,12 +197,12 @@ def test_core_module_is_sans_io(module: str) -> None:
 def test_the_walk_follows_the_package_imports() -> None:
     # Guard against a vacuous pass: the walk must actually reach the modules the core uses.
     root = package_dir()
-    assert reachable(root / "_session.py", root, "ipsmtp") == {
-        "_session.py",
-        "_data.py",
+    assert reachable(root / "protocol/_session.py", root, "ipsmtp") == {
+        "protocol/_session.py",
+        "protocol/_data.py",
         "_errors.py",
         "_reply.py",
-        "_wire.py",
+        "protocol/_wire.py",
     }
     sasl = {
         f"sasl/{name}.py"
@@ -216,8 +226,23 @@ def test_the_walk_follows_the_package_imports() -> None:
         "_errors.py",
         "_reply.py",
     }
-    assert reachable(root / "_wire.py", root, "ipsmtp") == {"_wire.py", "_errors.py", "_reply.py"}
-    assert reachable(root / "_data.py", root, "ipsmtp") == {"_data.py"}
+    assert reachable(root / "protocol/_wire.py", root, "ipsmtp") == {
+        "protocol/_wire.py",
+        "_errors.py",
+        "_reply.py",
+    }
+    assert reachable(root / "protocol/_data.py", root, "ipsmtp") == {"protocol/_data.py"}
+    # The opening and delivery flows reach SASL and the value types, and nothing with I/O.
+    delivery = reachable(root / "protocol/_delivery.py", root, "ipsmtp")
+    assert {"protocol/_channel.py", "protocol/_io.py", "_values.py"} <= delivery
+    opening = reachable(root / "protocol/_opening.py", root, "ipsmtp")
+    assert {"sasl/__init__.py", "protocol/_session.py", "protocol/_observer.py"} <= opening
+
+
+def test_every_protocol_module_is_checked() -> None:
+    root = package_dir()
+    present = {p.stem for p in (root / "protocol").glob("*.py")}
+    assert present == set(PROTOCOL)
 
 
 def test_the_facade_is_not_sans_io() -> None:

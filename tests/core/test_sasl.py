@@ -15,9 +15,9 @@ from collections.abc import Callable, Generator
 import pytest
 
 from ipsmtp import AuthMechanism, ErrorCode, SMTPAuthError
-from ipsmtp._session import Exchange as Event
-from ipsmtp._session import Session, State
-from ipsmtp._wire import NEED_DATA, Command
+from ipsmtp.protocol._session import Exchange as Event
+from ipsmtp.protocol._session import Session, State
+from ipsmtp.protocol._wire import NEED_DATA, Command
 from ipsmtp.sasl import (
     GSSAPI,
     MAX_ROUNDS,

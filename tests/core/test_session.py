@@ -1,4 +1,4 @@
-"""Tests for ipsmtp._session: the sans-IO client state machine.
+"""Tests for ipsmtp.protocol._session: the sans-IO client state machine.
 
 Replies go through `tr()` (after h11's helper of the same name), which feeds them to fresh
 sessions three ways: all at once, one byte at a time, and with the start of another reply
@@ -19,7 +19,7 @@ from ipsmtp import (
     SMTPProtocolError,
     SMTPTLSError,
 )
-from ipsmtp._session import (
+from ipsmtp.protocol._session import (
     ALLOWED,
     AUTH_RESPONSE,
     END_OF_DATA,
@@ -30,7 +30,7 @@ from ipsmtp._session import (
     State,
     parse_extensions,
 )
-from ipsmtp._wire import NEED_DATA, Command
+from ipsmtp.protocol._wire import NEED_DATA, Command
 
 EHLO = Command("EHLO", ("client.example",))
 MAIL = Command("MAIL", ("FROM:<ann@example.com>",))

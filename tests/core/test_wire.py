@@ -1,4 +1,4 @@
-"""Tests for ipsmtp._wire: command formatting, xtext and the incremental reply parser.
+"""Tests for ipsmtp.protocol._wire: command formatting, xtext and the incremental reply parser.
 
 Every parser case goes through `tr()` (after h11's helper of the same name), which parses the
 input three ways: all at once, one byte at a time, and with the start of another reply behind
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipsmtp import ErrorCode, Reply, SMTPProtocolError
-from ipsmtp._wire import (
+from ipsmtp.protocol._wire import (
     NEED_DATA,
     Command,
     NeedData,

@@ -60,7 +60,7 @@ def _split(data: bytes, raw_cuts: list[int]) -> list[bytes]:
 def fuzz_reply(data: bytes) -> None:
     """Reply parser: only SMTPProtocolError; whole and chunked feeding agree; bounded memory."""
     from ipsmtp import SMTPProtocolError
-    from ipsmtp._wire import NEED_DATA, ReplyParser
+    from ipsmtp.protocol._wire import NEED_DATA, ReplyParser
 
     source = Bytes(data)
     max_line = 1 + source.byte() % 64 if source.byte() % 2 else 8192
@@ -92,7 +92,7 @@ def fuzz_reply(data: bytes) -> None:
 def fuzz_data(data: bytes) -> None:
     """DATA encoder: only CRLF, one end of data at the very end, un-stuffing gives the
     normalised input; BDAT mode gives the normalised input exactly."""
-    from ipsmtp._data import DataEncoder
+    from ipsmtp.protocol._data import DataEncoder
 
     source = Bytes(data)
     cuts = _raw_cuts(source)
@@ -135,7 +135,7 @@ def fuzz_address(data: bytes) -> None:
     """Address parser: ValueError, or mailboxes that stay one path between angle brackets, hold
     no control character and parse back to themselves."""
     from ipsmtp._addresses import Mailbox, parse_address, parse_address_list
-    from ipsmtp._wire import Command
+    from ipsmtp.protocol._wire import Command
 
     text = data.decode("utf-8", "replace")
     try:
@@ -222,9 +222,9 @@ def main() -> None:
 
     with atheris.instrument_imports(include=["ipsmtp"]):
         import ipsmtp._addresses
-        import ipsmtp._data
         import ipsmtp._message
-        import ipsmtp._wire  # noqa: F401
+        import ipsmtp.protocol._data
+        import ipsmtp.protocol._wire  # noqa: F401
     atheris.Setup(sys.argv, target)
     atheris.Fuzz()
 

@@ -40,9 +40,9 @@ from hypothesis import strategies as st
 
 from ipsmtp import SMTP, ErrorCode, Reply, SMTPError, SMTPProtocolError
 from ipsmtp._addresses import Mailbox, parse_address, parse_address_list
-from ipsmtp._data import DataEncoder, encode_data
 from ipsmtp._enums import RecipientType
-from ipsmtp._wire import NEED_DATA, Command, ReplyParser
+from ipsmtp.protocol._data import DataEncoder, encode_data
+from ipsmtp.protocol._wire import NEED_DATA, Command, ReplyParser
 from ipsmtp.server import Server
 
 # -- budgets -----------------------------------------------------------------------------------

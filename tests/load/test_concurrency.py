@@ -38,6 +38,10 @@ from ipsmtp import SMTP, SMTPError, SMTPInterrupted, signals
 from ipsmtp._errors import ErrorCode
 from ipsmtp.server import ReceivedMessage, Server
 
+# Threads sharing or each holding a blocking component: the AsyncSMTP side of concurrency (many
+# tasks on one loop) is in tests/async_client.
+pytestmark = pytest.mark.sync_only
+
 THREADS = 8
 PER_THREAD = 500
 TOTAL = THREADS * PER_THREAD

@@ -18,7 +18,7 @@ MESSAGE = {"from_": "a@example.com", "send_to": "b@example.com", "message_text":
 
 
 def assert_went_through(smtp: SMTP, server: Server, proxy: ProxyProcess, host: str) -> None:
-    sock = smtp._conn.transport.sock  # type: ignore[union-attr]
+    sock = smtp._driver.transport.sock  # type: ignore[union-attr]
     # The client talks to the proxy; the server sees a connection from elsewhere.
     assert sock.getpeername()[1] == proxy.port
     assert server.sessions[-1].peer[1] != sock.getsockname()[1]

@@ -20,8 +20,8 @@ MESSAGE = {"from_": "a@example.com", "send_to": "b@example.com", "message_text":
 
 
 def connected_socket(smtp: SMTP) -> socket.socket:
-    assert smtp._conn is not None
-    return smtp._conn.transport.sock
+    assert smtp._driver.transport is not None
+    return smtp._driver.transport.sock
 
 
 def free_port() -> int:

@@ -1,4 +1,4 @@
-"""Mail transactions over an open `Connection`: MAIL, RCPT, DATA or BDAT, and the content.
+"""Mail transactions over an open `Channel` (flows): MAIL, RCPT, DATA or BDAT, the content.
 
 Theory of operation
 -------------------
@@ -39,14 +39,12 @@ each recipient's fate, and `SendResult.reply` is the last of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from ._connection import Connection
-from ._data import DataEncoder
-from ._enums import RecipientType
-from ._errors import (
+from .._enums import RecipientType
+from .._errors import (
     ErrorCode,
     SMTPConnectError,
     SMTPError,
@@ -56,13 +54,26 @@ from ._errors import (
     SMTPTimeoutError,
     SMTPTLSError,
 )
-from ._reply import Reply
-from ._values import Recipient, SendResult
+from .._reply import Reply
+from .._values import Recipient, SendResult
+from ._channel import Channel
+from ._data import DataEncoder
+from ._io import Flow, NextChunk
+from ._observer import CLIENT
 from ._wire import Command, xtext
 
-__all__ = ["Content", "DeliveryOptions", "Envelope", "NotSent", "Pipeline", "deliver", "in_memory"]
+__all__ = [
+    "CHUNK_SIZE",
+    "Content",
+    "DeliveryOptions",
+    "Envelope",
+    "NotSent",
+    "Pipeline",
+    "deliver",
+    "in_memory",
+]
 
-CHUNK = 65536  # content slice for in-memory messages (one Transfer signal each)
+CHUNK_SIZE = 65536  # content pieces: slices of a message in memory, reads of a stream
 _DATA = Command("DATA")
 SINGLE_FLIGHT_LIMIT = 4 << 20  # at most this much content in the first flight with BDAT
 RIDE_LIMIT = 256 << 10  # larger content ends before the next message's commands are sent
@@ -82,10 +93,13 @@ class Content:
     """The message and what is known about it before it is sent.
 
     `data` is set when the whole message is in memory (then `chunks` slices it); a stream
-    gives only `chunks`, which is called once, when the server is ready for the content.
+    gives only `chunks`, which is called once, when the server is ready for the content, and
+    returns the source the pieces are taken from with `NextChunk` requests: an iterator of
+    bytes (an async iterator too, for `AsyncSMTP`). `blocking` says that taking a piece may
+    block (a file read).
     """
 
-    chunks: Callable[[], Iterable[bytes]]
+    chunks: Callable[[], object]
     size: int | None  # in bytes, when known
     eight_bit: bool | None  # True/False when known, None for a stream not yet read
     needs_smtputf8: bool = False
@@ -94,18 +108,19 @@ class Content:
     on_chunk: Callable[[bytes], None] | None = None
     data: bytes | None = None
     binary: bool = False  # Content-Transfer-Encoding: binary: needs BINARYMIME and BDAT
+    blocking: bool = False
 
 
 def in_memory(data: bytes, **kwargs: object) -> Content:
     """Content for a message already in memory."""
 
     def chunks() -> Iterator[bytes]:
-        if len(data) <= CHUNK:
+        if len(data) <= CHUNK_SIZE:
             yield data
             return
         view = memoryview(data)
-        for start in range(0, len(data), CHUNK):
-            yield bytes(view[start : start + CHUNK])
+        for start in range(0, len(data), CHUNK_SIZE):
+            yield bytes(view[start : start + CHUNK_SIZE])
 
     return Content(chunks, len(data), not data.isascii(), data=data, **kwargs)  # type: ignore[arg-type]
 
@@ -134,7 +149,7 @@ class DeliveryOptions:
     lmtp: bool = False
 
 
-def mail_parameters(conn: Connection, content: Content, options: DeliveryOptions) -> list[str]:
+def mail_parameters(conn: Channel, content: Content, options: DeliveryOptions) -> list[str]:
     """The ESMTP parameters of MAIL FROM, each only when the server announced its extension.
 
     Raises `SMTPError` when the message cannot be sent to this server as it is: too large for
@@ -162,7 +177,7 @@ def mail_parameters(conn: Connection, content: Content, options: DeliveryOptions
     elif content.eight_bit is not False and options.use_8bitmime and "8BITMIME" in keywords:
         params.append("BODY=8BITMIME")
     elif content.eight_bit:
-        conn.emit.info(
+        conn.observer.info(
             "the message holds 8-bit data but the server does not announce 8BITMIME",
             conn.session.tls,
         )
@@ -193,7 +208,7 @@ def mail_parameters(conn: Connection, content: Content, options: DeliveryOptions
     return params
 
 
-def rcpt_parameters(conn: Connection, address: str, options: DeliveryOptions) -> list[str]:
+def rcpt_parameters(conn: Channel, address: str, options: DeliveryOptions) -> list[str]:
     if "DSN" not in conn.session.extensions.keywords:
         return []
     params = []
@@ -205,7 +220,7 @@ def rcpt_parameters(conn: Connection, address: str, options: DeliveryOptions) ->
     return params
 
 
-def _chunking(conn: Connection, options: DeliveryOptions) -> bool:
+def _chunking(conn: Channel, options: DeliveryOptions) -> bool:
     return options.chunking and "CHUNKING" in conn.session.extensions.keywords
 
 
@@ -213,7 +228,7 @@ class _Job:
     """One message on its way through the pipeline."""
 
     def __init__(
-        self, conn: Connection, envelope: Envelope, content: Content, options: DeliveryOptions
+        self, conn: Channel, envelope: Envelope, content: Content, options: DeliveryOptions
     ) -> None:
         if not envelope.recipients:
             raise SMTPError("the message has no recipients", code=ErrorCode.MISSING_PROPERTY)
@@ -230,7 +245,6 @@ class _Job:
         self.accepted: list[str] = []
         self.rejected: dict[str, Reply] = {}
         self.outcome: SendResult | SMTPError | None = None
-        self.content_pending = False  # 354 received: the content is still to be sent
         self.empty_pending = False  # 354 received but nobody accepted: a lone dot is owed
 
     # -- the envelope replies --------------------------------------------------------------
@@ -268,7 +282,7 @@ class _Job:
 
     def report_rejections(self) -> None:
         for address, reply in self.rejected.items():
-            self.conn.emit.error(
+            self.conn.observer.error(
                 ErrorCode.RECIPIENTS_REFUSED, f"recipient <{address}> refused: {reply}"
             )
 
@@ -318,7 +332,8 @@ class NotSent(Exception):
 
 
 class Pipeline:
-    """Runs jobs on one connection in order; see the module docstring.
+    """Runs jobs on one connection in order; see the module docstring. Every method that
+    talks to the server is a flow (see `_io`).
 
     `run(envelope, content)` starts a job and returns it; its `outcome` is set once its final
     reply arrived, at the latest after `flush()`. A job that failed before sending anything
@@ -327,7 +342,7 @@ class Pipeline:
     (jobs whose outcome was still open get it too).
     """
 
-    def __init__(self, conn: Connection, options: DeliveryOptions) -> None:
+    def __init__(self, conn: Channel, options: DeliveryOptions) -> None:
         self.conn = conn
         self.options = options
         self.broken = False
@@ -337,12 +352,12 @@ class Pipeline:
 
     # -- public ---------------------------------------------------------------------------------
 
-    def run(self, envelope: Envelope, content: Content) -> _Job:
+    def run(self, envelope: Envelope, content: Content) -> Flow[_Job]:
         """Start a job and read its replies (the content may still be held: see `flush`)."""
         job = self.job(envelope, content)
         if job.outcome is None:
-            self.submit(job)
-            self.collect()
+            yield from self.submit(job)
+            yield from self.collect()
         return job
 
     def job(self, envelope: Envelope, content: Content) -> _Job:
@@ -357,105 +372,115 @@ class Pipeline:
             job.accepted, job.rejected = [], {}
             return job
 
-    def submit(self, job: _Job) -> None:
+    def submit(self, job: _Job) -> Flow[None]:
         """Send a prepared job. With PIPELINING (no CHUNKING) only its write happens here; its
         replies are read by `collect` (or by the next `submit`). Raises `NotSent` when the
         connection turned out to be closed before anything of this job was written: it may go
         out on a new connection."""
         try:
-            self.collect()
+            yield from self.collect()
         except SMTPError:
             raise NotSent from None
         if self.conn.closed:
             raise NotSent
         try:
-            self._start(job)
+            yield from self._start(job)
         except SMTPError as exc:
             self._fail_open(exc, job)
             raise
 
-    def collect(self) -> None:
+    def collect(self) -> Flow[None]:
         """Read the replies to the last pipelined write, if they are still unread."""
         if self._unread is None:
             return
         try:
-            self._pipelined_replies()
+            yield from self._pipelined_replies()
         except SMTPError as exc:
             unread = self._unread
             self._unread = None
-            self._fail_open(exc, *(job for job in unread[:2] if job is not None))
+            if unread is not None:
+                self._fail_open(exc, *(job for job in unread[:2] if job is not None))
+            else:
+                self._fail_open(exc)
             raise
 
-    def flush(self) -> None:
+    def flush(self) -> Flow[None]:
         """Read what is unread, send the content still held back, and read its final reply."""
-        self.collect()
+        yield from self.collect()
         if self._open is None:
             return
         try:
-            self._write_held_content(b"")
+            yield from self._write_held_content(b"")
         except SMTPError as exc:
             self._fail_open(exc)
             raise
 
     # -- modes -------------------------------------------------------------------------------------
 
-    def _start(self, job: _Job) -> None:
+    def _start(self, job: _Job) -> Flow[None]:
         pipelining = (
             self.options.pipelining and "PIPELINING" in self.conn.session.extensions.keywords
         )
         if _chunking(self.conn, self.options):
-            self._finish_held()
-            self._chunked(job, pipelining)
+            yield from self._finish_held()
+            yield from self._chunked(job, pipelining)
         elif pipelining:
             held = self._open
             if held is not None and (held.content.size is None or held.content.size > RIDE_LIMIT):
-                self._finish_held()  # a large message gains nothing from riding: finish it first
-            self._pipelined(job)
+                yield from self._finish_held()  # a large message gains nothing from riding
+            yield from self._pipelined(job)
         else:
-            self._finish_held()
-            self._sequential(job)
+            yield from self._finish_held()
+            yield from self._sequential(job)
 
-    def _finish_held(self) -> None:
+    def _finish_held(self) -> Flow[None]:
         """Finish the previous job before this one starts. Its failure is its own: nothing of
         the new job went out, so that one may go over a new connection (`NotSent`)."""
         try:
-            self.flush()
+            yield from self.flush()
         except SMTPInterrupted:
             raise
         except SMTPError as exc:
             raise NotSent from exc
 
-    def _sequential(self, job: _Job) -> None:
+    def _envelope_one_by_one(self, job: _Job) -> Flow[SMTPError | None]:
+        """MAIL, then each RCPT, each waiting for its reply (no PIPELINING); the failure that
+        stops the job, if any, after RSET."""
         conn = self.conn
-        mail_reply = conn.command(job.mail)
-        rcpt_replies = [conn.command(c) for c in job.rcpts] if mail_reply.code // 100 == 2 else []
+        mail_reply = yield from conn.command(job.mail)
+        rcpt_replies = []
+        if mail_reply.code // 100 == 2:
+            for command in job.rcpts:
+                rcpt_replies.append((yield from conn.command(command)))
         failure = job.judge(mail_reply, rcpt_replies)
         if failure is not None:
-            self._reset()
+            yield from self._reset()
+        return failure
+
+    def _sequential(self, job: _Job) -> Flow[None]:
+        failure = yield from self._envelope_one_by_one(job)
+        if failure is not None:
             job.outcome = failure
             return
-        data_reply = conn.command(Command("DATA"))
+        data_reply = yield from self.conn.command(_DATA)
         if data_reply.code != 354:
-            self._reset()
+            yield from self._reset()
             job.outcome = SMTPResponseError(
                 "the server refused DATA", code=ErrorCode.DATA_REFUSED, reply=data_reply
             )
             return
         self._open = job
-        job.content_pending = True
-        self._write_held_content(b"")
+        yield from self._write_held_content(b"")
 
-    def _pipelined(self, job: _Job) -> None:
+    def _pipelined(self, job: _Job) -> Flow[None]:
         """MAIL, RCPTs and DATA in one write, after the held content of the previous job. The
         replies are read later, by `collect`."""
         conn = self.conn
-        session = conn.session
-        commands = [job.mail, *job.rcpts, _DATA]
         previous = self._open
         head = b""
         if previous is not None:
             try:
-                head = self._held_content_tail()
+                head = yield from self._held_content_tail()
             except SMTPError as exc:
                 # The held message failed before its end (the server spoke or closed while
                 # it streamed): it gets the error; nothing of this job went out.
@@ -464,38 +489,41 @@ class Pipeline:
                     raise
                 raise NotSent from exc
         out = [head]
-        trace = conn.emit_trace
-        for command in commands:
-            out.append(session.send(command))
-            if trace:
-                conn.emit.trail(0, command.trace(), session.tls)
-        conn.write(b"".join(out))
+        count = conn.encode((job.mail, *job.rcpts, _DATA), out)
+        try:
+            yield from conn.write(b"".join(out))
+        except SMTPError as exc:
+            if previous is not None and not previous.empty_pending:
+                # The held message's end of data was not last in the failed write: it may
+                # have gone out whole, so its fate is unknown (this job's is plainly lost).
+                self._open = None
+                previous.outcome = _unknown_outcome(exc)
+            raise
         self._open = None
-        self._unread = (previous, job, len(commands))
+        self._unread = (previous, job, count)
 
-    def _pipelined_replies(self) -> None:
+    def _pipelined_replies(self) -> Flow[None]:
         assert self._unread is not None
         previous, job, count = self._unread
         conn = self.conn
         if previous is not None:
-            self._read_final(previous)
-        replies = [conn.read() for _ in range(count)]
+            yield from self._read_final(previous)
+        replies = yield from self._replies(count)
         self._unread = None
         mail_reply, rcpt_replies, data_reply = replies[0], replies[1:-1], replies[-1]
         failure = job.judge(mail_reply, rcpt_replies)
         if failure is None:
             if data_reply.code == 354:
                 self._open = job
-                job.content_pending = True
                 return
-            self._reset()
+            yield from self._reset()
             job.outcome = SMTPResponseError(
                 "the server refused DATA", code=ErrorCode.DATA_REFUSED, reply=data_reply
             )
             return
         job.outcome = failure
         if data_reply.code != 354:
-            self._reset()
+            yield from self._reset()
         elif not job.accepted:
             # RFC 2920 §3.1: DATA was accepted with nobody to deliver to: end it empty. The
             # dot rides with the next job, or goes out at the flush.
@@ -504,18 +532,23 @@ class Pipeline:
         else:
             # Some recipients were accepted and the policy says stop: a lone dot would deliver
             # an empty message to them, so the transaction is abandoned with the connection.
-            conn.emit.info(
+            conn.observer.info(
                 "aborting the message after DATA was accepted: closing the connection",
                 conn.session.tls,
             )
-            conn.close()
+            yield from conn.close()
             self.broken = True
 
-    def _chunked(self, job: _Job, pipelining: bool) -> None:
+    def _replies(self, count: int) -> Flow[list[Reply]]:
+        replies = []
+        for _ in range(count):
+            replies.append((yield from self.conn.read()))
+        return replies
+
+    def _chunked(self, job: _Job, pipelining: bool) -> Flow[None]:
         """MAIL, RCPTs and BDAT. With PIPELINING and a message in memory that no refusal can
         stop half-way, everything goes in one write with LAST: one round trip."""
         conn = self.conn
-        session = conn.session
         binary = job.content.binary
         encoder = None if binary else DataEncoder(dot_stuff=False)
         data = job.content.data
@@ -527,26 +560,22 @@ class Pipeline:
             and not job.options.lmtp  # LMTP's reply count is known only after the RCPTs
         )
         if not pipelining:
-            self._sequential_envelope_then_bdat(job, encoder)
+            yield from self._sequential_envelope_then_bdat(job, encoder)
             return
         progress = job.content.has_body
-        chunks = iter(job.content.chunks())
-        out = []
-        for command in (job.mail, *job.rcpts):
-            out.append(session.send(command))
-            if conn.emit_trace:
-                conn.emit.trail(0, command.trace(), session.tls)
+        out: list[bytes] = []
+        conn.encode((job.mail, *job.rcpts), out)
         if progress:
-            conn.emit.start_transfer()
+            conn.observer.start_transfer()
         if single:
             assert data is not None
             if job.content.on_chunk is not None:
                 job.content.on_chunk(data)
             payload = data if encoder is None else encoder.encode(data) + encoder.finish()
             self._bdat_out(out, payload, last=True)
-            conn.write(b"".join(out))
+            yield from conn.write(b"".join(out))
             self._progress_done(job, len(data))
-            replies = self._read_after_last(job, 2 + len(job.rcpts))
+            replies = yield from self._read_after_last(job, 2 + len(job.rcpts))
             failure = job.judge(replies[0], replies[1:-1])
             if failure is None:
                 job.finish(replies[-1:])
@@ -554,22 +583,23 @@ class Pipeline:
             # Nobody was accepted, or the sender was refused: the BDAT was refused too.
             job.outcome = failure
             if replies[-1].code // 100 == 2:
-                conn.emit.error(
+                conn.observer.error(
                     ErrorCode.SERVER_ERROR,
                     "the server accepted BDAT although no recipient was accepted",
                 )
             return
         # First chunk without LAST, with the envelope; commit once the replies are known.
-        first = next(chunks, b"")
+        source = job.content.chunks()
+        first = (yield NextChunk(source, job.content.blocking)) or b""
         if job.content.on_chunk is not None and first:
             job.content.on_chunk(first)
         payload = first if encoder is None else encoder.encode(first)
         self._bdat_out(out, payload, last=False)
-        conn.write(b"".join(out))
+        yield from conn.write(b"".join(out))
         sent = len(first)
         if progress:
-            conn.emit.transfer(sent, job.content.size)
-        replies = [conn.read() for _ in range(2 + len(job.rcpts))]
+            conn.observer.transfer(sent, job.content.size)
+        replies = yield from self._replies(2 + len(job.rcpts))
         failure = job.judge(replies[0], replies[1 : 1 + len(job.rcpts)])
         if failure is None and replies[-1].code // 100 != 2:
             failure = SMTPResponseError(
@@ -579,20 +609,20 @@ class Pipeline:
             )
         if failure is not None:
             if progress:
-                conn.emit.end_transfer()
-            self._reset()
+                conn.observer.end_transfer()
+            yield from self._reset()
             job.outcome = failure
             return
-        self._stream_bdat(job, chunks, encoder, sent)
+        yield from self._stream_bdat(job, source, encoder, sent)
 
-    def _read_after_last(self, job: _Job, count: int) -> list[Reply]:
+    def _read_after_last(self, job: _Job, count: int) -> Flow[list[Reply]]:
         """The replies to an envelope sent in one flight with the whole message (BDAT LAST).
         Lost or silent before they are all read, the message's fate is unknown, unless the
         server had refused the sender already."""
         replies: list[Reply] = []
         try:
             for _ in range(count):
-                replies.append(self.conn.read())
+                replies.append((yield from self.conn.read()))
         except (SMTPConnectError, SMTPTimeoutError) as exc:
             rcpts = replies[1 : 1 + len(job.rcpts)]
             refused = replies and replies[0].code // 100 != 2
@@ -601,68 +631,73 @@ class Pipeline:
             _fate_unknown(job, exc)
         return replies
 
-    def _sequential_envelope_then_bdat(self, job: _Job, encoder: DataEncoder | None) -> None:
-        conn = self.conn
-        mail_reply = conn.command(job.mail)
-        rcpt_replies = [conn.command(c) for c in job.rcpts] if mail_reply.code // 100 == 2 else []
-        if not rcpt_replies:
-            job.outcome = job.judge(mail_reply, [])
-            self._reset()
-            return
-        failure = job.judge(mail_reply, rcpt_replies)
+    def _sequential_envelope_then_bdat(
+        self, job: _Job, encoder: DataEncoder | None
+    ) -> Flow[None]:
+        failure = yield from self._envelope_one_by_one(job)
         if failure is not None:
-            self._reset()
             job.outcome = failure
             return
         if job.content.has_body:
-            conn.emit.start_transfer()
-        self._stream_bdat(job, iter(job.content.chunks()), encoder, 0, wait_each=True)
+            self.conn.observer.start_transfer()
+        yield from self._stream_bdat(job, job.content.chunks(), encoder, 0, wait_each=True)
 
     def _stream_bdat(
         self,
         job: _Job,
-        chunks: Iterator[bytes],
+        source: object,
         encoder: DataEncoder | None,
         sent: int,
         *,
         wait_each: bool = False,
-    ) -> None:
+    ) -> Flow[None]:
         """The remaining chunks, each a BDAT, the last with LAST; then the final replies."""
         conn = self.conn
-        progress = job.content.has_body
+        content = job.content
+        progress = content.has_body
         outstanding = 0
-        for chunk in chunks:
-            if job.content.on_chunk is not None:
-                job.content.on_chunk(chunk)
+        while True:
+            chunk = yield NextChunk(source, content.blocking)
+            if chunk is None:
+                break
+            if content.on_chunk is not None:
+                content.on_chunk(chunk)
             payload = chunk if encoder is None else encoder.encode(chunk)
             if not payload:
                 continue
             out: list[bytes] = []
             self._bdat_out(out, payload, last=False)
-            conn.write(b"".join(out))
+            yield from conn.write(b"".join(out))
             sent += len(chunk)
             if progress:
-                conn.emit.transfer(sent, job.content.size)
+                conn.observer.transfer(sent, content.size)
             outstanding += 1
             if wait_each:
                 outstanding -= 1
-                if not self._bdat_ok(job, conn.read()):
+                reply = yield from conn.read()
+                if reply.code // 100 != 2:
+                    job.outcome = SMTPResponseError(
+                        "the server refused a chunk of the message",
+                        code=ErrorCode.MESSAGE_REFUSED,
+                        reply=reply,
+                    )
+                    yield from self._reset()
                     return
         tail = b"" if encoder is None else encoder.finish()
         out = []
         self._bdat_out(out, tail, last=True, replies=job.final_replies)
-        conn.write(b"".join(out))
+        yield from conn.write(b"".join(out))
         self._progress_done(job, sent, reported=sent > 0)
         try:
             for _ in range(outstanding):
-                reply = conn.read()
+                reply = yield from conn.read()
                 if job.outcome is None and reply.code // 100 != 2:
                     job.outcome = SMTPResponseError(
                         "the server refused a chunk of the message",
                         code=ErrorCode.MESSAGE_REFUSED,
                         reply=reply,
                     )
-            finals = [conn.read() for _ in range(job.final_replies)]
+            finals = yield from self._replies(job.final_replies)
         except (SMTPConnectError, SMTPTimeoutError) as exc:
             # The whole message went out with LAST: the server may have it.
             if job.outcome is not None:
@@ -671,34 +706,25 @@ class Pipeline:
         if job.outcome is None:
             job.finish(finals)
 
-    def _bdat_ok(self, job: _Job, reply: Reply) -> bool:
-        if reply.code // 100 == 2:
-            return True
-        job.outcome = SMTPResponseError(
-            "the server refused a chunk of the message",
-            code=ErrorCode.MESSAGE_REFUSED,
-            reply=reply,
-        )
-        self._reset()
-        return False
-
     def _bdat_out(self, out: list[bytes], payload: bytes, *, last: bool, replies: int = 1) -> None:
-        session = self.conn.session
+        conn = self.conn
+        session = conn.session
         out.append(session.send_bdat(payload, last=last, replies=replies))
-        if self.conn.emit_trace:
-            self.conn.emit.trail(0, f"BDAT {len(payload)}{' LAST' if last else ''}", session.tls)
+        if conn.observer.tracing():
+            line = f"BDAT {len(payload)}{' LAST' if last else ''}"
+            conn.observer.trail(CLIENT, line, session.tls)
 
     def _progress_done(self, job: _Job, sent: int, *, reported: bool = False) -> None:
         """End the transfer signals; the final 100% only if no chunk reported it already."""
         if job.content.has_body:
             size = job.content.size
             if not reported or size is None or sent < size:
-                self.conn.emit.transfer(sent, sent)
-            self.conn.emit.end_transfer()
+                self.conn.observer.transfer(sent, sent)
+            self.conn.observer.end_transfer()
 
     # -- content held for riding -----------------------------------------------------------------
 
-    def _held_content_tail(self) -> bytes:
+    def _held_content_tail(self) -> Flow[bytes]:
         """Stream the held job's content but for its last piece, and return that piece with
         the terminator (to be written with whatever follows)."""
         job = self._open
@@ -712,38 +738,43 @@ class Pipeline:
         content = job.content
         progress = content.has_body
         if progress:
-            conn.emit.start_transfer()
+            conn.observer.start_transfer()
         pending = b""
-        for chunk in content.chunks():
+        source = content.chunks()
+        while True:
+            chunk = yield NextChunk(source, content.blocking)
+            if chunk is None:
+                break
             if content.on_chunk is not None:
                 content.on_chunk(chunk)
             encoded = session.send_content(chunk)
             if pending:
-                conn.write(pending)
+                yield from conn.write(pending)
             pending = encoded
             if progress:
-                conn.emit.transfer(encoder.bytes_in, content.size)
-        conn.check_early_reply()  # before the terminator: a message cut short stays cut
+                conn.observer.transfer(encoder.bytes_in, content.size)
+        yield from conn.check_early_reply()  # before the terminator: a message cut short stays
         done = encoder.bytes_in
         tail = pending + session.end_content(job.final_replies)
         if progress:
             if content.size is None or done < content.size:
-                conn.emit.transfer(done, done)
-            conn.emit.end_transfer()
+                conn.observer.transfer(done, done)
+            conn.observer.end_transfer()
         return tail
 
-    def _write_held_content(self, after: bytes) -> None:
+    def _write_held_content(self, after: bytes) -> Flow[None]:
         job = self._open
         assert job is not None
-        self.conn.write(self._held_content_tail() + after)
+        tail = yield from self._held_content_tail()
+        yield from self.conn.write(tail + after)
         self._open = None
-        self._read_final(job)
+        yield from self._read_final(job)
 
-    def _read_final(self, job: _Job) -> None:
+    def _read_final(self, job: _Job) -> Flow[None]:
         """Read the replies to a job's end of data. Losing the connection here leaves the
         message's fate unknown: it went out whole."""
         try:
-            replies = [self.conn.read() for _ in range(job.final_replies)]
+            replies = yield from self._replies(job.final_replies)
         except (SMTPConnectError, SMTPTimeoutError) as exc:
             # Lost or silent after the whole message went out: the server may have it.
             if job.empty_pending:
@@ -755,13 +786,13 @@ class Pipeline:
 
     # -- failure -------------------------------------------------------------------------------
 
-    def _reset(self) -> None:
+    def _reset(self) -> Flow[None]:
         """RSET after a refused transaction, so the next one starts clean."""
         conn = self.conn
         if self.options.send_rset and not conn.closed:
-            reply = conn.command(Command("RSET"))
+            reply = yield from conn.command(Command("RSET"))
             if reply.code != 250:
-                conn.emit.error(ErrorCode.SERVER_ERROR, f"RSET failed: {reply}")
+                conn.observer.error(ErrorCode.SERVER_ERROR, f"RSET failed: {reply}")
 
     def _fail_open(self, exc: SMTPError, *jobs: _Job) -> None:
         """A connection-level error: every job still open gets it. Only the job whose whole
@@ -797,12 +828,12 @@ def _unknown_outcome(exc: SMTPError) -> SMTPError:
 
 
 def deliver(
-    conn: Connection, envelope: Envelope, content: Content, options: DeliveryOptions
-) -> SendResult:
+    conn: Channel, envelope: Envelope, content: Content, options: DeliveryOptions
+) -> Flow[SendResult]:
     """Run one transaction. Returns the result, or raises an `SMTPError` subclass."""
     pipeline = Pipeline(conn, options)
-    job = pipeline.run(envelope, content)
-    pipeline.flush()
+    job = yield from pipeline.run(envelope, content)
+    yield from pipeline.flush()
     outcome = job.outcome
     if isinstance(outcome, SMTPError):
         raise outcome

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import pytest
 
 from ipsmtp import SMTP, AuthMechanism, ErrorCode, SMTPAuthError, SMTPError
-from ipsmtp._connection import Connection
+from ipsmtp.protocol import _opening
 from ipsmtp.server import Server, SessionRecord
 
 M = AuthMechanism
@@ -541,7 +541,7 @@ def test_plaintext_auth_to_a_remote_server_is_refused_before_auth(
     mechanism: AuthMechanism,
 ) -> None:
     # As in test_auth.py: tests only reach 127.0.0.1, so the peer is made to look remote.
-    monkeypatch.setattr(Connection, "is_loopback", lambda self: False)
+    monkeypatch.setattr(_opening, "is_loopback", lambda channel: False)
     smtp = plaintext_client(make_smtp, plaintext_server, mechanism)
     with pytest.raises(SMTPAuthError) as info:
         smtp.send()

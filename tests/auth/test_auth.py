@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from ipsmtp import SMTP, AuthMechanism, ErrorCode, SMTPAuthError
-from ipsmtp._connection import Connection
+from ipsmtp.protocol import _opening
 from ipsmtp.server import Server
 
 PASSWORD = "s3cr3t-Pa55word"
@@ -178,7 +178,7 @@ def test_plaintext_auth_to_a_remote_server_is_refused(
 ) -> None:
     # Tests may only talk to 127.0.0.1, so the server is made to look remote: the decision
     # under test is what the client does once it believes the peer is not loopback.
-    monkeypatch.setattr(Connection, "is_loopback", lambda self: False)
+    monkeypatch.setattr(_opening, "is_loopback", lambda channel: False)
     server = make_server(users={"ann": PASSWORD}, auth_require_tls=False)
     smtp = make_smtp(server, user="ann", password=PASSWORD, **MESSAGE)
     with pytest.raises(SMTPAuthError) as info:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, Literal
 
-from ._errors import ErrorCode, SMTPProtocolError
-from ._reply import Reply
+from .._errors import ErrorCode, SMTPProtocolError
+from .._reply import Reply
 
 __all__ = [
     "NEED_DATA",

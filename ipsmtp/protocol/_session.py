@@ -43,15 +43,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, Literal
 
-from ._data import DataEncoder
-from ._errors import (
+from .._errors import (
     ErrorCode,
     SMTPConnectError,
     SMTPError,
     SMTPProtocolError,
     SMTPTLSError,
 )
-from ._reply import Reply
+from .._reply import Reply
+from ._data import DataEncoder
 from ._wire import NEED_DATA, Command, NeedData, ReplyParser
 
 __all__ = [

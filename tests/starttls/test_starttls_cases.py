@@ -1,5 +1,5 @@
 """STARTTLS attack cases of Poddebniak et al., "Why TLS is better without STARTTLS" (USENIX
-Security 2021), in the combinations tests/misbehave/test_starttls_attacks.py leaves out.
+Security 2021), in the combinations tests/starttls/test_starttls_attacks.py leaves out.
 
 That file covers, against a scripted server on loopback: the five downgrade cases (STARTTLS
 not offered, refused with 502, 454 or answered with 354, EHLO refused so the client falls back

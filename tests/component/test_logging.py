@@ -13,8 +13,8 @@ from collections.abc import Callable
 import pytest
 
 from ipsmtp import SMTP, _events
-from ipsmtp._connection import Connection
-from ipsmtp._wire import Command
+from ipsmtp.protocol._channel import Channel
+from ipsmtp.protocol._wire import Command
 from ipsmtp.server import Server
 
 SMTPFactory = Callable[..., SMTP]
@@ -159,7 +159,7 @@ def test_warning_level_without_receivers_builds_no_trace(
         return self.verb
 
     monkeypatch.setattr(Command, "trace", trace)
-    monkeypatch.setattr(Connection, "_trace_reply", lambda self, reply: built.append("reply"))
+    monkeypatch.setattr(Channel, "trace_reply", lambda self, reply: built.append("reply"))
     assert not _events.tracing()
     make_smtp(server, **MESSAGE).send()
     assert server.messages[0].message["Subject"] == "logged"

@@ -1,0 +1,618 @@
+"""Everything `SMTP` and `AsyncSMTP` build from their properties before any I/O: the options
+for opening a connection (`OpenOptions` with the driver's `TransportTarget`), the delivery
+options, envelopes, and message content (composed, raw, `EmailMessage`, file or stream).
+
+Nothing here talks to the network; reading a stream's header block is the one read it does.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import re
+import socket
+import ssl
+from collections.abc import Callable, Iterable, Iterator
+from email.message import EmailMessage
+from email.message import Message as MailMessage
+from email.policy import SMTP as SMTP_POLICY
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+from . import sasl, signals
+from ._addresses import parse_address, parse_address_list
+from ._enums import AuthMechanism, FirewallType, RecipientType, SSLStartMode
+from ._errors import ErrorCode, SMTPError, SMTPTLSError
+from ._events import Emitter
+from ._message import (
+    HEADER_LIMIT,
+    Composed,
+    ComposeOptions,
+    RawHeaders,
+    compose,
+    ends_header_block,
+    header_block,
+    message_id_of,
+    needs_smtputf8,
+)
+from ._model import PropertyModel
+from ._properties import local_ip_literal
+from ._queue import QueueEntry, read_entry
+from ._reply import Reply
+from ._tls import TLSSettings, build_context
+from ._transport import ProxySettings, SocketSettings, TransportTarget
+from ._values import Header, Recipient, SendResult
+from .protocol._delivery import CHUNK_SIZE, Content, DeliveryOptions, Envelope, in_memory
+from .protocol._opening import OpenOptions, TLSMode
+
+__all__ = ["MessageBuilder", "as_result", "read_header_block"]
+
+Prepare = Callable[[], tuple[Envelope, Content]]
+
+
+class MessageBuilder(PropertyModel):
+    """The I/O-free half of the component: options, envelopes and content."""
+
+    def __init__(self, **properties: Any) -> None:
+        super().__init__(**properties)
+        self._tls_contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
+        self._tls_sessions: dict[tuple[str, int], ssl.SSLSession] = {}
+        self._delivery_cache: tuple[tuple[int, str], DeliveryOptions] | None = None
+        self._emit = Emitter(self)  # the protocol's observer: signals with this sender
+
+    @property
+    def message_recipients(self) -> list[Recipient]:
+        """The envelope recipients from `send_to`, `cc` and `bcc`, in that order."""
+        out: list[Recipient] = []
+        for text, kind in (
+            (self._props.send_to, RecipientType.TO),
+            (self._props.cc, RecipientType.CC),
+            (self._props.bcc, RecipientType.BCC),
+        ):
+            out.extend(Recipient(m.address, kind, m.display_name) for m in parse_address_list(text))
+        return out
+
+    MessageRecipients = message_recipients
+
+    @property
+    def message_headers(self) -> list[Header]:
+        """The headers `send()` will write, in order (Date and Message-ID are fresh each
+        time they are computed)."""
+        return self._compose().headers
+
+    MessageHeaders = message_headers
+
+    @property
+    def message_headers_string(self) -> str:
+        """The same headers as folded text, as they go on the wire."""
+        head = self._compose().head
+        return (
+            head[:-2].decode("utf-8", "replace")
+            if head.endswith(b"\r\n\r\n")
+            else head.decode("utf-8", "replace")
+        )
+
+    MessageHeadersString = message_headers_string
+
+
+    def _headers_string(self) -> str:
+        return self.message_headers_string
+
+    # -- connecting ----------------------------------------------------------------------------
+
+    def _connect_options(self) -> OpenOptions:
+        p = self._props
+        c = self._config
+        if not p.mail_server:
+            raise SMTPError("mail_server is not set", code=ErrorCode.MISSING_PROPERTY)
+        mode = SSLStartMode(p.ssl_start_mode)
+        if mode is SSLStartMode.IMPLICIT or (mode is SSLStartMode.AUTOMATIC and p.mail_port == 465):
+            tls_mode = TLSMode.IMPLICIT
+        elif mode is SSLStartMode.EXPLICIT or (mode is SSLStartMode.AUTOMATIC and p.ssl_enabled):
+            tls_mode = TLSMode.REQUIRED
+        elif mode is SSLStartMode.AUTOMATIC:
+            tls_mode = TLSMode.OPPORTUNISTIC
+        else:
+            if p.ssl_enabled:
+                raise SMTPTLSError(
+                    "ssl_enabled is True but ssl_start_mode is NONE: choose one",
+                    code=ErrorCode.TLS_REQUIRED,
+                )
+            tls_mode = TLSMode.NONE
+        use_ipv6 = c["UseIPv6"]
+        family = {0: 0, 1: _AF_INET6, 2: 0, 3: _AF_INET}[use_ipv6]
+        bind_host = p.local_host if p.changed_from_default("local_host") else ""
+        timeout = float(p.timeout)
+        sockets = SocketSettings(
+            connect_timeout=float(c["ConnectionTimeout"]) or timeout,
+            timeout=timeout,
+            absolute=c["AbsoluteTimeout"],
+            family=family,
+            prefer_family=_AF_INET6 if use_ipv6 == 2 else 0,
+            local_host=bind_host,
+            local_port=c["LocalPort"],
+            tcp_nodelay=c["TcpNoDelay"],
+            keepalive=c["TCPKeepAlive"],
+            keepalive_time_ms=c["KeepAliveTime"],
+            keepalive_interval_ms=c["KeepAliveInterval"],
+            linger=c["Linger"],
+            linger_time=c["LingerTime"],
+            recv_buffer=c["InBufferSize"],
+            send_buffer=c["OutBufferSize"],
+            max_rate=c["MaxTransferRate"],
+        )
+        proxy = self._proxy()
+        target = TransportTarget(
+            host=p.mail_server,
+            port=p.mail_port,
+            socket=sockets,
+            proxy=proxy,
+            make_context=self._tls_context,
+            session_store=self._tls_sessions if c["ReuseSSLSession"] else None,
+        )
+        return OpenOptions(
+            host=p.mail_server,
+            port=p.mail_port,
+            tls_mode=tls_mode,
+            hello=self._hello_name(),
+            transport=target,
+            allow_extensions=p.allow_extensions,
+            lmtp=c["LMTP"],
+            proxy=f"{proxy.host}:{proxy.port}" if proxy is not None else "",
+            user_context=p.ssl_context is not None,
+            accept_any=c["SSLAcceptAnyServerCert"],
+            pinned=p.ssl_accept_server_cert,
+            judge_failures=_has_judges(self._emit.sender),
+            min_cipher_bits=c["SSLCipherStrength"],
+            max_line=c["MaxLineLength"],
+            credentials=self._credentials(),
+            auth_mechanism=AuthMechanism(p.auth_mechanism),
+            allow_plaintext_auth=c["AllowPlaintextAuth"],
+            auth_principal=c["KerberosSPN"],
+            mechanism_list=tuple(
+                name.strip().upper() for name in c["MechanismList"].split(",") if name.strip()
+            ),
+        )
+
+    def _hello_name(self) -> str:
+        name: str = self._config["Hello"] or self._props.local_host
+        literal = local_ip_literal(name)
+        return literal if literal is not None else name
+
+    def _credentials(self) -> sasl.Credentials | None:
+        p = self._props
+        token = ""
+        listed = {n.strip().upper() for n in self._config["MechanismList"].split(",")}
+        if listed & {"XOAUTH2", "OAUTHBEARER"} and self._config["AuthorizationIdentity"]:
+            # MechanismList with an OAuth mechanism: the token is AuthorizationIdentity, and
+            # the password (if any) serves the password mechanisms of the list.
+            return sasl.Credentials(
+                p.user, p.password.get_secret_value(), token=self._config["AuthorizationIdentity"]
+            )
+        if p.auth_mechanism in (AuthMechanism.XOAUTH2, AuthMechanism.OAUTHBEARER):
+            token = self._config["AuthorizationIdentity"] or p.password.get_secret_value()
+            if not (p.user and token):
+                return None
+            return sasl.Credentials(p.user, token=token)
+        if not p.user:
+            return None
+        return sasl.Credentials(
+            p.user, p.password.get_secret_value(), authzid=self._config["AuthorizationIdentity"]
+        )
+
+    def _proxy(self) -> ProxySettings | None:
+        fw = self._props.firewall
+        host = self._props.mail_server.lstrip("*")
+        exceptions = [h.strip().lower() for h in self._config["ProxyExceptionsList"].split(";")]
+        if host.lower() in exceptions:
+            return None
+        if fw.firewall_type != FirewallType.NONE and fw.host:
+            return ProxySettings(
+                fw.firewall_type,
+                fw.host,
+                fw.effective_port,
+                fw.user,
+                fw.password.get_secret_value(),
+            )
+        if fw.auto_detect:
+            return _proxy_from_environment(host)
+        return None
+
+    def _tls_context(self, verify: bool) -> ssl.SSLContext:
+        p = self._props
+        if p.ssl_context is not None:
+            return p.ssl_context
+        c = self._config
+        ciphers = c["OpenSSLCipherList"] or (
+            ""
+            if c["SSLEnabledCipherSuites"] in ("", "*")
+            else c["SSLEnabledCipherSuites"].replace(",", ":")
+        )
+        settings = TLSSettings(
+            verify=verify,
+            cafile=c["OpenSSLCAFile"],
+            capath=c["OpenSSLCADir"],
+            cadata=c["SSLServerCACerts"],
+            client_cert=p.ssl_cert,
+            client_chain=c["SSLCACerts"],
+            ciphers=ciphers,
+            protocols=c["SSLEnabledProtocols"],
+            renegotiation=c["SSLEnableRenegotiation"],
+        )
+        ignore_host = bool(c["SSLSecurityFlags"] & 0x80000000)
+        key = (settings, ignore_host)
+        context = self._tls_contexts.get(key)
+        if context is None:
+            context = build_context(settings)
+            if ignore_host and verify:
+                context.check_hostname = False
+            self._tls_contexts = {key: context}  # keep the latest only
+        return context
+
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def _compose_options(self, utf8: bool = False) -> ComposeOptions:
+        c = self._config
+        return ComposeOptions(
+            charset=c["Charset"],
+            max_header_length=c["MaxHeaderLength"],
+            message_id_algorithm=c["MessageIdAlgorithm"],
+            utf8=utf8,
+            time_zone=c["TimeZone"],
+        )
+
+    def _compose(self) -> Composed:
+        p = self._props
+        addresses = [r.address for r in self.message_recipients]
+        sender = parse_address(p.from_)
+        if sender is not None:
+            addresses.append(sender.address)
+        return compose(p, self._compose_options(needs_smtputf8(addresses)), local_host=p.local_host)
+
+    def _delivery_options(self, verb: str = "MAIL") -> DeliveryOptions:
+        cached = self._delivery_cache
+        if cached is not None and cached[0] == (self._config.version, verb):
+            return cached[1]
+        options = self._build_delivery_options(verb)
+        self._delivery_cache = ((self._config.version, verb), options)
+        return options
+
+    def _build_delivery_options(self, verb: str) -> DeliveryOptions:
+        c = self._config
+        return DeliveryOptions(
+            stop_on={
+                RecipientType.TO: c["StopOnToErrors"],
+                RecipientType.CC: c["StopOnCcErrors"],
+                RecipientType.BCC: c["StopOnBccErrors"],
+            },
+            send_rset=c["SendRSET"],
+            pipelining=c["UsePipelining"],
+            chunking=c["UseChunking"],
+            lmtp=c["LMTP"],
+            use_8bitmime=c["Use8BitMime"],
+            use_smtputf8=c["UseSMTPUTF8"],
+            dsn_notify=c["DSNNotify"],
+            dsn_return=c["DSNReturn"],
+            dsn_envelope_id=c["DSNEnvelopeId"],
+            dsn_original_recipient=c["DSNOriginalRecipient"],
+            require_tls=c["RequireTLS"],
+            auth_from=c["AuthFrom"],
+            mail_verb=verb,
+        )
+
+    def _property_envelope(
+        self,
+        headers: MailMessage | RawHeaders | Callable[[], MailMessage | RawHeaders] | None = None,
+    ) -> Envelope:
+        """MAIL FROM and RCPT TO from the properties; where those are empty, from `headers`
+        (a message, or a function that parses one only when it is needed)."""
+        p = self._props
+        recipients = self.message_recipients
+        sender_text = p.return_path or p.from_
+        if headers is not None and (not recipients or not sender_text):
+            parsed = headers() if callable(headers) else headers
+            if not recipients:
+                recipients = _header_recipients(parsed)
+            if not sender_text:
+                sender_text = str(parsed.get("Sender") or parsed.get("From") or "")
+        if sender_text.strip() == "<>":
+            sender = ""
+        else:
+            mailbox = parse_address(sender_text, "sender")
+            if mailbox is None:
+                raise SMTPError(
+                    "from_ is not set: a sender is required", code=ErrorCode.MISSING_PROPERTY
+                )
+            sender = mailbox.address
+        if not recipients:
+            raise SMTPError(
+                "send_to is not set: there are no recipients", code=ErrorCode.MISSING_PROPERTY
+            )
+        if headers is None and not p.send_to and not self._config["AllowEmptyTo"]:
+            raise SMTPError(
+                "send_to is not set (AllowEmptyTo=true allows only Cc/Bcc)",
+                code=ErrorCode.MISSING_PROPERTY,
+            )
+        return Envelope(sender, recipients)
+
+    def _check_size(self, size: int | None) -> None:
+        limit = self._config["MaxMessageSize"]
+        if limit and size is not None and size > limit:
+            raise SMTPError(
+                f"the message is {size} bytes; MaxMessageSize is {limit}",
+                code=ErrorCode.MESSAGE_TOO_LARGE,
+            )
+
+    def _remember_chunk(self, chunk: bytes) -> None:
+        self._transfer_chunk = chunk
+
+    def _memory_content(
+        self,
+        data: bytes,
+        envelope: Envelope,
+        message_id: str,
+        has_body: bool = True,
+        headers: RawHeaders | None = None,
+    ) -> Content:
+        if headers is not None:
+            binary = (headers.get("Content-Transfer-Encoding") or "").strip().lower() == "binary"
+        else:
+            binary = _declares_binary(data)
+        return in_memory(
+            data,
+            needs_smtputf8=needs_smtputf8(_envelope_addresses(envelope)),
+            message_id=message_id,
+            has_body=has_body,
+            on_chunk=self._remember_chunk,
+            binary=binary,
+        )
+
+
+    def _property_content(self) -> tuple[Envelope, Content]:
+        """The envelope and content of the message the properties describe (or the raw
+        `message`)."""
+        p = self._props
+        if p.message:
+            data = p.message
+            envelope = self._property_envelope(lambda: RawHeaders(data))
+            return envelope, self._memory_content(data, envelope, message_id_of(data))
+        if not p.from_:
+            raise SMTPError(
+                "from_ is not set: a sender is required", code=ErrorCode.MISSING_PROPERTY
+            )
+        envelope = self._property_envelope()
+        composed = self._compose()
+        has_body = bool(p.message_text or p.message_html or p.attachments)
+        if composed.streamed:  # attachments are read as they are sent
+            content = Content(
+                lambda: iter(composed.chunks()),
+                composed.size,
+                False,
+                needs_smtputf8=needs_smtputf8(_envelope_addresses(envelope)),
+                message_id=composed.message_id,
+                has_body=has_body,
+                on_chunk=self._remember_chunk,
+                blocking=True,
+            )
+        else:
+            content = self._memory_content(composed.data, envelope, composed.message_id, has_body)
+        return envelope, content
+
+    def _email_content(self, msg: EmailMessage) -> tuple[Envelope, Content]:
+        """`send_message`: the envelope from the properties, else from the message."""
+        envelope = self._property_envelope(msg)
+        data = _flatten(msg, needs_smtputf8(_envelope_addresses(envelope)))
+        content = self._memory_content(data, envelope, str(msg.get("Message-ID", "")).strip())
+        return envelope, content
+
+    def _stream_content(
+        self,
+        stream: IO[bytes] | Callable[[], object],
+        head: bytes,
+        size: int | None,
+        envelope: Envelope,
+        message_id: str | None = None,
+    ) -> Content:
+        """Content read piece by piece as it is sent: `head` (the header block, already read)
+        then the rest of a binary file (read in CHUNK_SIZE pieces; a blocking source), or the
+        pieces of a source function (an async iterator's, for `AsyncSMTP`)."""
+        if callable(stream):
+            chunks: Callable[[], object] = stream
+        else:
+            file = stream
+
+            def chunks() -> Iterator[bytes]:
+                if head:
+                    yield head
+                while chunk := file.read(CHUNK_SIZE):
+                    yield chunk
+
+        return Content(
+            chunks,
+            size,
+            None,
+            needs_smtputf8=needs_smtputf8(_envelope_addresses(envelope)),
+            message_id=message_id_of(head) if message_id is None else message_id,
+            on_chunk=self._remember_chunk,
+            binary=_declares_binary(head),
+            blocking=not callable(stream),
+        )
+
+    def _message_job(self, item: EmailMessage | bytes) -> Callable[[], tuple[Envelope, Content]]:
+        def prepare() -> tuple[Envelope, Content]:
+            if isinstance(item, bytes | bytearray):
+                data = bytes(item)
+                headers = RawHeaders(data)  # one scan serves the envelope, id and encoding
+                envelope = _message_envelope(headers, self._props.return_path)
+                message_id = (headers.get("Message-ID") or "").strip()
+                return envelope, self._memory_content(data, envelope, message_id, True, headers)
+            envelope = _message_envelope(item, self._props.return_path)
+            data = _flatten(item, needs_smtputf8(_envelope_addresses(envelope)))
+            message_id = str(item.get("Message-ID", "")).strip()
+            return envelope, self._memory_content(data, envelope, message_id)
+
+        return prepare
+
+
+    def _queued_job(self, path: str, files: list[IO[bytes]]) -> Prepare:
+        """A batch job for one claimed queue file (kept open in `files` until the batch is
+        done)."""
+
+        def prepare() -> tuple[Envelope, Content]:
+            f = open(path, "rb")  # noqa: SIM115 - closed when the batch is done
+            files.append(f)
+            entry, offset = read_entry(f)
+            size = os.fstat(f.fileno()).st_size - offset
+            envelope = Envelope(entry.sender, entry.recipients)
+            head = read_header_block(f)
+            return envelope, self._stream_content(f, head, size, envelope, entry.message_id)
+
+        return prepare
+
+    def _queue_entry(self) -> tuple[QueueEntry, Iterable[bytes]]:
+        """`queue()`: the entry and content of the current message."""
+        p = self._props
+        if p.message:
+            data = p.message
+            envelope = self._property_envelope(lambda: RawHeaders(data))
+            entry = QueueEntry(envelope.sender, envelope.recipients, message_id_of(data))
+            return entry, [data]
+        if not p.from_:
+            raise SMTPError(
+                "from_ is not set: a sender is required", code=ErrorCode.MISSING_PROPERTY
+            )
+        envelope = self._property_envelope()
+        composed = self._compose()
+        entry = QueueEntry(envelope.sender, envelope.recipients, composed.message_id)
+        return entry, composed.chunks()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+_AF_INET, _AF_INET6 = int(socket.AF_INET), int(socket.AF_INET6)
+
+
+def _has_judges(smtp: object) -> bool:
+    """True when a receiver of ssl_server_authentication could accept a failed certificate."""
+    signal = signals.ssl_server_authentication
+    return bool(signal.receivers) and signal.has_receivers_for(smtp)
+
+
+def _proxy_from_environment(host: str) -> ProxySettings | None:
+    """The proxy for `host` from the usual environment variables (ALL_PROXY, HTTPS_PROXY,
+    HTTP_PROXY; NO_PROXY respected), as `Firewall.auto_detect` asks."""
+    import urllib.request  # imported when needed: it costs ~8 MB of memory
+
+    if urllib.request.proxy_bypass(host):  # on POSIX: NO_PROXY from the environment
+        return None
+    proxies = urllib.request.getproxies_environment()
+    url = proxies.get("all") or proxies.get("socks") or proxies.get("https") or proxies.get("http")
+    if not url:
+        return None
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    scheme = parts.scheme.lower()
+    kind = {
+        "http": FirewallType.TUNNEL,
+        "https": FirewallType.TUNNEL,
+        "socks4": FirewallType.SOCKS4,
+        "socks4a": FirewallType.SOCKS4A,
+        "socks5": FirewallType.SOCKS5,
+        "socks5h": FirewallType.SOCKS5,
+        "socks": FirewallType.SOCKS5,
+    }.get(scheme)
+    if kind is None or not parts.hostname:
+        return None
+    port = parts.port or (80 if kind is FirewallType.TUNNEL else 1080)
+    return ProxySettings(
+        kind,
+        parts.hostname,
+        port,
+        unquote(parts.username or ""),
+        unquote(parts.password or ""),
+        remote_dns=scheme in ("socks5h", "socks4a"),
+    )
+
+
+def read_header_block(stream: IO[bytes]) -> bytes:
+    """Read from `stream` up to and including the empty line that ends the headers (or at most
+    HEADER_LIMIT bytes): these bytes are sent first, then the rest of the stream."""
+    buf = bytearray()
+    while len(buf) < HEADER_LIMIT:
+        chunk = stream.read(8192)
+        if not chunk:
+            break
+        buf += chunk
+        if ends_header_block(buf):
+            break
+    return bytes(buf)
+
+
+def _header_recipients(headers: MailMessage | RawHeaders) -> list[Recipient]:
+    out: list[Recipient] = []
+    for name, kind in (
+        ("To", RecipientType.TO),
+        ("Cc", RecipientType.CC),
+        ("Bcc", RecipientType.BCC),
+    ):
+        for value in headers.get_all(name, []):
+            out.extend(_recipients(str(value), kind))
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _recipients(value: str, kind: RecipientType) -> tuple[Recipient, ...]:
+    """The recipients of one address header (cached like the parse it rests on)."""
+    return tuple(
+        Recipient(m.address, kind, m.display_name)
+        for m in parse_address_list(value, kind.name.capitalize())
+    )
+
+
+def _message_envelope(headers: MailMessage | RawHeaders, return_path: str) -> Envelope:
+    sender_text = return_path or str(headers.get("Sender") or headers.get("From") or "")
+    if sender_text.strip() == "<>":
+        sender = ""
+    else:
+        mailbox = parse_address(sender_text, "sender")
+        if mailbox is None:
+            raise SMTPError("the message has no From header", code=ErrorCode.MISSING_PROPERTY)
+        sender = mailbox.address
+    recipients = _header_recipients(headers)
+    if not recipients:
+        raise SMTPError("the message has no To, Cc or Bcc header", code=ErrorCode.MISSING_PROPERTY)
+    return Envelope(sender, recipients)
+
+
+_BINARY_CTE = re.compile(rb"(?im)^content-transfer-encoding:[ \t]*binary[ \t]*\r?$")
+
+
+def _declares_binary(data: bytes) -> bool:
+    """Does the top-level header block say Content-Transfer-Encoding: binary? Such content
+    may hold bare CR and LF, so it must go unchanged with BINARYMIME, never through DATA."""
+    return _BINARY_CTE.search(header_block(data)) is not None
+
+
+def as_result(item: Any) -> SendResult:
+    """A batch job's outcome as a SendResult (failures carry their error)."""
+    outcome = item if isinstance(item, SMTPError) else item.outcome
+    if isinstance(outcome, SendResult):
+        return outcome
+    assert isinstance(outcome, SMTPError), outcome
+    reply = outcome.reply or Reply(0, None, outcome.message)
+    return SendResult([], dict(getattr(outcome, "rejected", {})), reply, "", outcome)
+
+
+def _envelope_addresses(envelope: Envelope) -> list[str]:
+    return [envelope.sender, *(r.address for r in envelope.recipients)]
+
+
+def _flatten(msg: MailMessage, utf8: bool) -> bytes:
+    """The message as bytes with CRLF line endings, without its Bcc headers."""
+    if "Bcc" in msg or "Resent-Bcc" in msg:
+        msg = copy.copy(msg)
+        del msg["Bcc"]
+        del msg["Resent-Bcc"]
+    policy = SMTP_POLICY.clone(utf8=utf8) if utf8 else SMTP_POLICY
+    return msg.as_bytes(policy=policy)
