@@ -169,16 +169,21 @@ class AsyncSMTP(Operations):
 
     async def send(self) -> SendResult:
         """Send the message the properties describe (or the raw `message`); see `SMTP.send`."""
-        return await self._run(self._send_flow("MAIL"))
+        return await self._send_properties("MAIL")
 
     async def send_to_terminal_and_email(self) -> SendResult:
-        return await self._run(self._send_flow("SAML"))
+        return await self._send_properties("SAML")
 
     async def send_to_terminal_only(self) -> SendResult:
-        return await self._run(self._send_flow("SEND"))
+        return await self._send_properties("SEND")
 
     async def send_to_terminal_or_email(self) -> SendResult:
-        return await self._run(self._send_flow("SOML"))
+        return await self._send_properties("SOML")
+
+    async def _send_properties(self, verb: str) -> SendResult:
+        async with self._operation():
+            envelope, content = self._property_content()
+            return await self._driver.run(self._transact_flow(envelope, content, verb))
 
     async def send_message(self, msg: EmailMessage) -> SendResult:
         """Send an `email.message.EmailMessage`; see `SMTP.send_message`."""

@@ -94,6 +94,8 @@ class AsyncDriver(DriverBase[AsyncTransport]):
         transport = self.transport
         assert transport is not None, f"{type(request).__name__} without a connection"
         if isinstance(request, Poll):
+            if not transport.arrived():
+                return None
             # What has arrived reaches the protocol only when the loop looks at the socket:
             # one turn runs this task again before the reader callback, the second after it.
             await asyncio.sleep(0)

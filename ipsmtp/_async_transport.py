@@ -105,6 +105,10 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._reading_paused = False
         self._waiters: dict[_Wait, asyncio.Future[None]] = {}  # one task per kind at a time
+        # Each wait's deadline (loop time). One timer serves them all: it is re-armed when it
+        # fires early, so a wait costs no timer of its own (asyncio.timeout() costs ~12 µs).
+        self._deadlines: dict[_Wait, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -154,15 +158,41 @@ class _Protocol(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
-    async def wait(self, kind: _Wait) -> None:
-        """Until data (or the end) arrives, or the send buffer drains (or the end)."""
+    async def wait(self, kind: _Wait, timeout: float | None = None) -> None:
+        """Until data (or the end) arrives, or the send buffer drains (or the end); raises
+        `TimeoutError` after `timeout` seconds (None: no limit)."""
         if kind in self._waiters:
             raise RuntimeError(f"another task is already waiting ({kind}) on this connection")
-        self._waiters[kind] = future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._waiters[kind] = future = loop.create_future()
+        if timeout is not None:
+            deadline = self._deadlines[kind] = loop.time() + timeout
+            if self._timer is None or self._timer.when() > deadline:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = loop.call_at(deadline, self._expire, loop)
         try:
             await future
         finally:
             del self._waiters[kind]
+            self._deadlines.pop(kind, None)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The timer fired: fail the waits whose deadline passed, re-arm for the others."""
+        self._timer = None
+        now = loop.time()
+        for kind, deadline in list(self._deadlines.items()):
+            waiter = self._waiters.get(kind)
+            if deadline <= now and waiter is not None and not waiter.done():
+                waiter.set_exception(TimeoutError())
+        pending = [d for d in self._deadlines.values() if d > now]
+        if pending:
+            self._timer = loop.call_at(min(pending), self._expire, loop)
+
+    def stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class AsyncTransport(Timed):
@@ -238,8 +268,17 @@ class AsyncTransport(Timed):
 
     async def send(self, data: bytes | memoryview) -> None:
         """Write all of `data`, honouring the timeout and MaxTransferRate."""
-        view = memoryview(data).cast("B")
         rate = self.settings.max_rate
+        if not rate and len(data) <= CHUNK and isinstance(data, bytes):
+            try:  # the common case: one small write, no copy, usually no wait
+                self._check_writable()
+                self._transport.write(data)
+                if self._protocol.paused:
+                    await self._drain()
+            except Exception as exc:
+                _reraise(exc, f"sending to {self.peer}")
+            return
+        view = memoryview(data).cast("B")
         size = max(1, rate // 10) if rate else CHUNK
         try:
             self._check_writable()
@@ -260,8 +299,7 @@ class AsyncTransport(Timed):
             self._check_writable()
             if not self._protocol.paused:
                 return
-            async with _timeout(self._step_timeout()):
-                await self._protocol.wait("drain")
+            await self._protocol.wait("drain", self._step_timeout())
 
     def _ready(self) -> bytes | None:
         """What recv() would return now: buffered bytes, b"" at the end, else None."""
@@ -282,8 +320,7 @@ class AsyncTransport(Timed):
                 data = self._ready()
                 if data is not None:
                     return data
-                async with _timeout(self._step_timeout()):
-                    await self._protocol.wait("data")
+                await self._protocol.wait("data", self._step_timeout())
         except Exception as exc:
             _reraise(exc, f"waiting for {self.peer}")
 
@@ -293,6 +330,19 @@ class AsyncTransport(Timed):
             return self._ready()
         except Exception as exc:
             _reraise(exc, f"polling {self.peer}")
+
+    def arrived(self) -> bool:
+        """Has anything arrived that `poll()` would not show yet (bytes still in the socket,
+        which the event loop has not handed to the protocol)? A peek: nothing is consumed."""
+        if self._closed or self._protocol.buffer or self._protocol.eof:
+            return True
+        try:
+            self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            return True  # a byte, or b"" for the end of the stream
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True  # an error to report: let poll() find it
 
     def idle_for(self) -> float:
         """Seconds since data last arrived."""
@@ -384,6 +434,7 @@ class AsyncTransport(Timed):
             return
         self._closed = True
         self._protocol.wake("data", "drain")
+        self._protocol.stop_timer()
         try:
             self._transport.abort()
         except RuntimeError:  # the event loop is closed already

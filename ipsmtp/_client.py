@@ -204,19 +204,24 @@ class SMTP(Operations):
         recipient (or every recipient) is refused, `SMTPResponseError` when the server refuses
         the sender or the message, and the connection errors of `connect()`.
         """
-        return self._run(self._send_flow("MAIL"))
+        return self._send_properties("MAIL")
 
     def send_to_terminal_and_email(self) -> SendResult:
         """Like `send()`, with ``SAML FROM`` (RFC 821): deliver and show on the terminal."""
-        return self._run(self._send_flow("SAML"))
+        return self._send_properties("SAML")
 
     def send_to_terminal_only(self) -> SendResult:
         """Like `send()`, with ``SEND FROM`` (RFC 821): show on the recipient's terminal."""
-        return self._run(self._send_flow("SEND"))
+        return self._send_properties("SEND")
 
     def send_to_terminal_or_email(self) -> SendResult:
         """Like `send()`, with ``SOML FROM`` (RFC 821): terminal if logged in, else mailbox."""
-        return self._run(self._send_flow("SOML"))
+        return self._send_properties("SOML")
+
+    def _send_properties(self, verb: str) -> SendResult:
+        with self._operation():
+            envelope, content = self._property_content()
+            return self._driver.run(self._transact_flow(envelope, content, verb))
 
     def send_message(self, msg: EmailMessage) -> SendResult:
         """Send an `email.message.EmailMessage`. The envelope comes from `from_`/`return_path`

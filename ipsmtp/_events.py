@@ -37,7 +37,7 @@ class Emitter:
         self.sender = sender
 
     def tracing(self) -> bool:
-        return tracing()
+        return bool(signals.pi_trail.receivers) or log.isEnabledFor(logging.DEBUG)
 
     def trail(self, direction: int, message: str, tls: bool) -> None:
         if signals.pi_trail.receivers:

@@ -170,8 +170,11 @@ class PropertyModel:
         """Assigning a name that is no property, method or attribute of the class is refused
         with the closest property named (``smtp.subjet = ...``: did you mean 'subject'?), so a
         typo never passes silently. Subclasses outside ipsmtp may add attributes freely."""
+        if name[0] == "_":  # the component's own state: the hot path
+            object.__setattr__(self, name, value)
+            return
         cls = type(self)
-        if name.startswith("_") or hasattr(cls, name) or not cls.__module__.startswith("ipsmtp"):
+        if hasattr(cls, name) or not cls.__module__.startswith("ipsmtp"):
             object.__setattr__(self, name, value)
             return
         close = difflib.get_close_matches(name, _property_names(cls), n=1)

@@ -22,7 +22,7 @@ from ._errors import ErrorCode, SMTPError, SMTPInterrupted, SMTPResponseError, S
 from ._reply import Reply
 from ._values import SendResult
 from .protocol._channel import Channel
-from .protocol._delivery import Content, Envelope, NotSent, Pipeline, deliver
+from .protocol._delivery import Content, Envelope, NotSent, Pipeline, outcome
 from .protocol._io import Flow, NextChunk
 from .protocol._opening import auth_line, authenticate, open_channel
 from .protocol._session import State
@@ -64,6 +64,14 @@ class Operations(MessageBuilder):
         else:
             self._negotiated = None
         return channel
+
+    def _fresh(self, channel: Channel) -> bool:
+        """Can `channel` be used as it is, without a look or a login first?"""
+        return (
+            not channel.closed
+            and time.monotonic() - channel.last_io <= IDLE_CHECK
+            and (channel.authenticated or not self._props.user)
+        )
 
     def _connect_flow(self) -> Flow[None]:
         yield from self._open_flow()
@@ -135,9 +143,15 @@ class Operations(MessageBuilder):
         connected."""
         self._check_size(content.size)
         opened_here = not self._is_connected()
-        channel = yield from self._open_flow()
+        channel = self._channel
+        if channel is None or not self._fresh(channel):
+            channel = yield from self._open_flow()
         try:
-            result = yield from deliver(channel, envelope, content, self._delivery_options(verb))
+            # deliver(), one generator level less on the hot path
+            pipeline = Pipeline(channel, self._delivery_options(verb))
+            job = yield from pipeline.run(envelope, content)
+            yield from pipeline.flush()
+            result = outcome(job)
         except Exception:
             yield from self._end_transaction(channel, opened_here)
             raise
@@ -161,10 +175,6 @@ class Operations(MessageBuilder):
             yield from channel.quit()
         else:
             yield from channel.close()
-
-    def _send_flow(self, verb: str) -> Flow[SendResult]:
-        envelope, content = self._property_content()
-        return (yield from self._transact_flow(envelope, content, verb))
 
     def _note_reply(self, channel: Channel) -> None:
         if channel.last_reply is not None:

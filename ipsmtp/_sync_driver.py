@@ -52,6 +52,8 @@ class SyncDriver(DriverBase[Transport]):
                         value: object = None
                     elif kind is Read and transport is not None:
                         value = transport.recv()
+                    elif kind is Poll and transport is not None:
+                        value = transport.poll()
                     else:
                         value = self._other(request)
                 except Exception as exc:

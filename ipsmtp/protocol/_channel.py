@@ -63,34 +63,43 @@ class Channel:
         """The next reply (whatever command it answers), traced. A network, timeout or
         protocol error closes the connection: after it, replies could pair with the wrong
         commands."""
+        replies = yield from self.replies(1)
+        return replies[0]
+
+    def replies(self, count: int) -> Flow[list[Reply]]:
+        """The next `count` replies, in order (see `read`)."""
         session = self.session
-        try:
-            while True:
-                event = session.next_event()
-                if event is not NEED_DATA:
-                    break
-                if session.state is State.CLOSED:
-                    raise SMTPConnectError(
-                        "the server closed the connection", code=ErrorCode.CONNECTION_LOST
-                    )
-                data = yield READ
-                self.last_io = time.monotonic()
-                session.receive_data(data)
-        except SMTPError:
-            yield from self.close()
-            raise
-        reply = event.reply
-        self.last_reply = reply
-        if self.observer.tracing():
-            self.trace_reply(reply)
-        if reply.code == 421 and event.command.name != "QUIT":
-            yield from self.close()
-            raise SMTPResponseError(
-                "the server is closing the connection",
-                code=ErrorCode.SERVICE_CLOSING,
-                reply=reply,
-            )
-        return reply
+        replies: list[Reply] = []
+        trace = self.observer.tracing()
+        while len(replies) < count:
+            try:
+                while True:
+                    event = session.next_event()
+                    if event is not NEED_DATA:
+                        break
+                    if session.state is State.CLOSED:
+                        raise SMTPConnectError(
+                            "the server closed the connection", code=ErrorCode.CONNECTION_LOST
+                        )
+                    data = yield READ
+                    self.last_io = time.monotonic()
+                    session.receive_data(data)
+            except SMTPError:
+                yield from self.close()
+                raise
+            reply = event.reply
+            self.last_reply = reply
+            if trace:
+                self.trace_reply(reply)
+            if reply.code == 421 and event.command.name != "QUIT":
+                yield from self.close()
+                raise SMTPResponseError(
+                    "the server is closing the connection",
+                    code=ErrorCode.SERVICE_CLOSING,
+                    reply=reply,
+                )
+            replies.append(reply)
+        return replies
 
     def trace_reply(self, reply: Reply) -> None:
         lines = reply.lines or (reply.text,)
@@ -122,10 +131,7 @@ class Channel:
         out: list[bytes] = []
         count = self.encode(commands, out)
         yield from self.write(b"".join(out))
-        replies = []
-        for _ in range(count):
-            replies.append((yield from self.read()))
-        return replies
+        return (yield from self.replies(count))
 
     # -- the server speaking out of turn -------------------------------------------------------
 

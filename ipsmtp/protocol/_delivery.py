@@ -71,6 +71,7 @@ __all__ = [
     "Pipeline",
     "deliver",
     "in_memory",
+    "outcome",
 ]
 
 CHUNK_SIZE = 65536  # content pieces: slices of a message in memory, reads of a stream
@@ -357,7 +358,8 @@ class Pipeline:
         job = self.job(envelope, content)
         if job.outcome is None:
             yield from self.submit(job)
-            yield from self.collect()
+            if self._unread is not None:
+                yield from self.collect()
         return job
 
     def job(self, envelope: Envelope, content: Content) -> _Job:
@@ -378,7 +380,8 @@ class Pipeline:
         connection turned out to be closed before anything of this job was written: it may go
         out on a new connection."""
         try:
-            yield from self.collect()
+            if self._unread is not None:
+                yield from self.collect()
         except SMTPError:
             raise NotSent from None
         if self.conn.closed:
@@ -406,7 +409,8 @@ class Pipeline:
 
     def flush(self) -> Flow[None]:
         """Read what is unread, send the content still held back, and read its final reply."""
-        yield from self.collect()
+        if self._unread is not None:
+            yield from self.collect()
         if self._open is None:
             return
         try:
@@ -540,10 +544,7 @@ class Pipeline:
             self.broken = True
 
     def _replies(self, count: int) -> Flow[list[Reply]]:
-        replies = []
-        for _ in range(count):
-            replies.append((yield from self.conn.read()))
-        return replies
+        return self.conn.replies(count)
 
     def _chunked(self, job: _Job, pipelining: bool) -> Flow[None]:
         """MAIL, RCPTs and BDAT. With PIPELINING and a message in memory that no refusal can
@@ -590,7 +591,7 @@ class Pipeline:
             return
         # First chunk without LAST, with the envelope; commit once the replies are known.
         source = job.content.chunks()
-        first = (yield NextChunk(source, job.content.blocking)) or b""
+        first = (yield from _take(job.content, source)) or b""
         if job.content.on_chunk is not None and first:
             job.content.on_chunk(first)
         payload = first if encoder is None else encoder.encode(first)
@@ -657,7 +658,7 @@ class Pipeline:
         progress = content.has_body
         outstanding = 0
         while True:
-            chunk = yield NextChunk(source, content.blocking)
+            chunk = yield from _take(content, source)
             if chunk is None:
                 break
             if content.on_chunk is not None:
@@ -742,7 +743,7 @@ class Pipeline:
         pending = b""
         source = content.chunks()
         while True:
-            chunk = yield NextChunk(source, content.blocking)
+            chunk = yield from _take(content, source)
             if chunk is None:
                 break
             if content.on_chunk is not None:
@@ -808,6 +809,16 @@ class Pipeline:
                 job.outcome = plain
 
 
+def _take(content: Content, source: object) -> Flow[bytes | None]:
+    """The next piece of `content` from `source` (None at the end): a message in memory is
+    sliced here; anything else is asked of the driver (a file read, an async iterator)."""
+    if content.data is not None:
+        piece: bytes | None = next(source, None)  # type: ignore[call-overload]
+        return piece
+    taken: bytes | None = yield NextChunk(source, content.blocking)
+    return taken
+
+
 def _fate_unknown(job: _Job, exc: SMTPError) -> NoReturn:
     """The whole message went out and the connection was lost (or fell silent) before its
     reply: the job's outcome, raised, is an unknown-outcome error."""
@@ -834,8 +845,13 @@ def deliver(
     pipeline = Pipeline(conn, options)
     job = yield from pipeline.run(envelope, content)
     yield from pipeline.flush()
-    outcome = job.outcome
-    if isinstance(outcome, SMTPError):
-        raise outcome
-    assert outcome is not None
-    return outcome
+    return outcome(job)
+
+
+def outcome(job: _Job) -> SendResult:
+    """A finished job's result, or its error raised."""
+    result = job.outcome
+    if isinstance(result, SMTPError):
+        raise result
+    assert result is not None
+    return result

@@ -80,9 +80,16 @@ class TLSInfo:
     bits: int
 
 
-@dataclass(frozen=True, slots=True)
 class Write:
-    data: bytes
+    """Write every byte of `data` (a plain slotted class: one is made for every write)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Write({self.data!r})"
 
 
 class Read:
