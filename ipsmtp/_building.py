@@ -43,8 +43,8 @@ from ._reply import Reply
 from ._tls import TLSSettings, build_context
 from ._transport import ProxySettings, SocketSettings, TransportTarget
 from ._values import Header, Recipient, SendResult
-from .protocol._delivery import CHUNK_SIZE, Content, DeliveryOptions, Envelope, in_memory
 from .protocol._opening import OpenOptions, TLSMode
+from .protocol._transaction import CHUNK_SIZE, Content, DeliveryOptions, Envelope, in_memory
 
 __all__ = ["MessageBuilder", "as_result", "read_header_block"]
 

@@ -22,10 +22,11 @@ from ._errors import ErrorCode, SMTPError, SMTPInterrupted, SMTPResponseError, S
 from ._reply import Reply
 from ._values import SendResult
 from .protocol._channel import Channel
-from .protocol._delivery import Content, Envelope, NotSent, Pipeline, outcome
+from .protocol._delivery import NotSent, Pipeline, outcome
 from .protocol._io import Flow, NextChunk
 from .protocol._opening import auth_line, authenticate, open_channel
 from .protocol._session import State
+from .protocol._transaction import Content, Envelope
 from .protocol._wire import Command
 
 __all__ = ["IDLE_CHECK", "Operations"]

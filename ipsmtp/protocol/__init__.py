@@ -7,6 +7,8 @@
 * `_observer`: what the protocol reports (the trace, statuses, transfer progress);
 * `_channel`: one open connection's steps (write, read a reply, pipeline, quit, close);
 * `_opening`: greeting, EHLO/HELO/LHLO, STARTTLS policy, certificate verdict, AUTH;
+* `_transaction`: what a transaction carries (envelope, content, options) and the MAIL/RCPT
+  parameters it asks of the server;
 * `_delivery`: MAIL/RCPT/DATA/BDAT with pipelining, the StopOn* rules, LMTP, batches and
   unknown outcomes.
 
@@ -16,11 +18,12 @@ Nothing here imports socket, ssl, asyncio, threading, blinker or pydantic
 """
 
 from ._channel import Channel
-from ._delivery import Content, DeliveryOptions, Envelope, NotSent, Pipeline, deliver, in_memory
+from ._delivery import NotSent, Pipeline, deliver, outcome
 from ._io import Close, Connect, Flow, NextChunk, Peer, Poll, Read, StartTLS, TLSInfo, Write
 from ._observer import Observer, Silent
 from ._opening import OpenOptions, TLSMode, open_channel
 from ._session import Session, State
+from ._transaction import Content, DeliveryOptions, Envelope, in_memory
 
 __all__ = [
     "Channel",
@@ -48,4 +51,5 @@ __all__ = [
     "deliver",
     "in_memory",
     "open_channel",
+    "outcome",
 ]

@@ -32,6 +32,7 @@ PROTOCOL = [
     "_observer",
     "_opening",
     "_session",
+    "_transaction",
     "_wire",
 ]
 CORE = [
