@@ -31,7 +31,7 @@ from ._building import Prepare, read_header_block
 from ._errors import ErrorCode, SMTPError, SMTPInterrupted
 from ._message import HEADER_LIMIT, RawHeaders, ends_header_block
 from ._operations import Operations
-from ._queue import process_batches, write_entry
+from ._queue import advance, process_batches, write_entry
 from ._reply import Reply
 from ._values import QueueReport, SendResult
 from .protocol._io import Flow
@@ -151,9 +151,16 @@ class AsyncSMTP(Operations):
         except RuntimeError:
             running = None
         if running is loop:
-            self._driver.close()  # wakes a pending read or write at once
+            self._interrupt_now()
         elif not loop.is_closed():
-            loop.call_soon_threadsafe(self._driver.close)
+            loop.call_soon_threadsafe(self._interrupt_now)
+
+    def _interrupt_now(self) -> None:
+        """Close the connection under the running operation, which then fails. Called from
+        another thread, this may run after the operation ended: then it does nothing, as
+        `interrupt()` does between operations."""
+        if not self._idle:
+            self._driver.close()  # wakes a pending read or write at once
 
     async def do_events(self) -> None:
         """Notice a server that closed the connection or sent an unsolicited reply while
@@ -295,13 +302,15 @@ class AsyncSMTP(Operations):
         """Send every queued message in `queue_dir`; see `SMTP.process_queue`."""
         async with self._operation():
             batches = process_batches(os.fspath(queue_dir), keep=self._config["KeepQueue"])
-            try:
-                paths = next(batches)
-                while True:
-                    paths = batches.send(await self._send_queued(paths))
-            except StopIteration as done:
-                report: QueueReport = done.value
-                return report
+            try:  # claims, renames and .error files in a worker thread
+                paths, report = await asyncio.to_thread(advance, batches, None)
+                while paths is not None:
+                    results = await self._send_queued(paths)
+                    paths, report = await asyncio.to_thread(advance, batches, results)
+            finally:
+                batches.close()
+            assert report is not None
+            return report
 
     async def _send_queued(self, paths: list[str]) -> list[SendResult]:
         files: list[IO[bytes]] = []

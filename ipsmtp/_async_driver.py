@@ -82,6 +82,10 @@ class AsyncDriver(DriverBase[AsyncTransport]):
         except StopIteration as done:
             result: T = done.value
             return result
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # KeyboardInterrupt, a cancellation...
+                self.close()  # ...out of the flow itself (a signal receiver): nothing to keep
+            raise
 
     async def _other(self, request: object) -> object:
         if isinstance(request, NextChunk):

@@ -333,11 +333,12 @@ class AsyncTransport(Timed):
 
     def arrived(self) -> bool:
         """Has anything arrived that `poll()` would not show yet (bytes still in the socket,
-        which the event loop has not handed to the protocol)? A peek: nothing is consumed."""
+        which the event loop has not handed to the protocol)? A peek: nothing is consumed (the
+        socket is non-blocking already; MSG_DONTWAIT is only a second guard where it exists)."""
         if self._closed or self._protocol.buffer or self._protocol.eof:
             return True
         try:
-            self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            self._sock.recv(1, socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0))
             return True  # a byte, or b"" for the end of the stream
         except (BlockingIOError, InterruptedError):
             return False

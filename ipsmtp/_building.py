@@ -57,7 +57,7 @@ class MessageBuilder(PropertyModel):
     def __init__(self, **properties: Any) -> None:
         super().__init__(**properties)
         self._tls_contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
-        self._tls_sessions: dict[tuple[str, int], ssl.SSLSession] = {}
+        self._tls_sessions: dict[tuple[str, int], tuple[ssl.SSLContext, ssl.SSLSession]] = {}
         self._delivery_cache: tuple[tuple[int, str], DeliveryOptions] | None = None
         self._emit = Emitter(self)  # the protocol's observer: signals with this sender
 
@@ -471,6 +471,17 @@ class MessageBuilder(PropertyModel):
 
         return prepare
 
+    def _queued_jobs(self, paths: list[str], files: list[IO[bytes]]) -> Iterator[Prepare]:
+        """The batch jobs for claimed queue files, each file opened and its envelope and
+        header block read when the job is taken (in a worker thread for `AsyncSMTP`)."""
+        for path in paths:
+            try:
+                prepared = self._queued_job(path, files)()
+            except SMTPError as exc:
+                yield functools.partial(_raise, exc)
+                continue
+            yield functools.partial(_given, prepared)
+
     def _queue_entry(self) -> tuple[QueueEntry, Iterable[bytes]]:
         """`queue()`: the entry and content of the current message."""
         p = self._props
@@ -533,6 +544,14 @@ def _proxy_from_environment(host: str) -> ProxySettings | None:
         unquote(parts.password or ""),
         remote_dns=scheme in ("socks5h", "socks4a"),
     )
+
+
+def _raise(exc: SMTPError) -> tuple[Envelope, Content]:
+    raise exc
+
+
+def _given(prepared: tuple[Envelope, Content]) -> tuple[Envelope, Content]:
+    return prepared
 
 
 def read_header_block(stream: IO[bytes]) -> bytes:

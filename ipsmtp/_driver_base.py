@@ -40,20 +40,26 @@ class DriverBase(Generic[TransportT]):
     def __init__(self) -> None:
         self.transport: TransportT | None = None
         self.target: TransportTarget | None = None
+        self._context: ssl.SSLContext | None = None  # of the last TLS handshake
 
     def _adopt(self, transport: TransportT, target: TransportTarget) -> Peer:
         """A new connection is open: it becomes the driver's; the answer to `Connect`."""
         transport.begin()
-        self.transport, self.target = transport, target
+        self.transport, self.target, self._context = transport, target, None
         return Peer(transport.peer, transport.peer_ip)
 
     def _tls_setup(self, request: StartTLS) -> tuple[ssl.SSLContext, ssl.SSLSession | None]:
-        """The context for the handshake `request` asks for, and the session to resume."""
+        """The context for the handshake `request` asks for, and the session to resume: only
+        one made with that same context (a session from another context, say the probe for a
+        pinned certificate, cannot be resumed with this one)."""
         target = self.target
         assert target is not None
+        context = target.make_context(request.verify)
+        self._context = context
         store = target.session_store
-        session = store.get(target.key) if store is not None else None
-        return target.make_context(request.verify), session
+        kept = store.get(target.key) if store is not None else None
+        session = kept[1] if kept is not None and kept[0] is context else None
+        return context, session
 
     def _tls_done(self, transport: TransportT) -> TLSInfo:
         """The answer to `StartTLS` once the handshake is complete."""
@@ -64,12 +70,12 @@ class DriverBase(Generic[TransportT]):
         return TLSInfo(der, info.subject, info.issuer, version, cipher, bits)
 
     def _keep_session(self) -> None:
-        transport, target = self.transport, self.target
+        transport, target, context = self.transport, self.target, self._context
         if transport is None or target is None or target.session_store is None:
             return
         session = transport.tls_session
-        if session is not None:
-            target.session_store[target.key] = session
+        if session is not None and context is not None:
+            target.session_store[target.key] = (context, session)
 
     def begin(self) -> None:
         """An operation starts (its absolute deadline, when AbsoluteTimeout is set)."""

@@ -174,7 +174,8 @@ class PropertyModel:
             object.__setattr__(self, name, value)
             return
         cls = type(self)
-        if hasattr(cls, name) or not cls.__module__.startswith("ipsmtp"):
+        module = cls.__module__
+        if hasattr(cls, name) or not (module == "ipsmtp" or module.startswith("ipsmtp.")):
             object.__setattr__(self, name, value)
             return
         close = difflib.get_close_matches(name, _property_names(cls), n=1)

@@ -49,7 +49,7 @@ class Operations(MessageBuilder):
             if time.monotonic() - channel.last_io > IDLE_CHECK:
                 yield from channel.poll()  # notice a server that hung up while we were idle
             if not channel.closed:
-                if self._props.user and not channel.authenticated:
+                if self._owes_login(channel):
                     yield from self._login_on(channel)  # credentials set after connect()
                 return channel
         self._channel = None
@@ -71,7 +71,15 @@ class Operations(MessageBuilder):
         return (
             not channel.closed
             and time.monotonic() - channel.last_io <= IDLE_CHECK
-            and (channel.authenticated or not self._props.user)
+            and not self._owes_login(channel)
+        )
+
+    def _owes_login(self, channel: Channel) -> bool:
+        """Were credentials set after the connection opened without AUTH?"""
+        return (
+            not channel.authenticated
+            and bool(self._props.user)
+            and self._credentials() is not None
         )
 
     def _connect_flow(self) -> Flow[None]:
@@ -181,7 +189,7 @@ class Operations(MessageBuilder):
         if channel.last_reply is not None:
             self._last_reply = str(channel.last_reply)
 
-    def _batch_flow(self, jobs: object) -> Flow[list[SendResult]]:
+    def _batch_flow(self, jobs: object, blocking: bool = False) -> Flow[list[SendResult]]:
         """Run prepared transactions on one connection (a new one after a lost connection);
         one result per job, in order. `jobs` is an iterator of `Prepare` functions (an async
         iterator for AsyncSMTP), read with `NextChunk`. Connects and disconnects unless
@@ -193,7 +201,7 @@ class Operations(MessageBuilder):
         run = _Batch(self)
         try:
             while True:
-                prepare: Prepare | None = yield NextChunk(jobs)
+                prepare: Prepare | None = yield NextChunk(jobs, blocking)
                 if prepare is None:
                     break
                 yield from run.add(prepare)
@@ -211,8 +219,8 @@ class Operations(MessageBuilder):
 
     def _queued_flow(self, paths: list[str], files: list[IO[bytes]]) -> Flow[list[SendResult]]:
         """Send claimed queue files as one batch (the caller closes `files`)."""
-        jobs: Iterator[Prepare] = (self._queued_job(path, files) for path in paths)
-        return (yield from self._batch_flow(jobs))
+        jobs: Iterator[Prepare] = self._queued_jobs(paths, files)
+        return (yield from self._batch_flow(jobs, blocking=True))
 
     # -- other commands --------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from ._values import QueueReport, Recipient, SendResult
 __all__ = [
     "Listing",
     "QueueEntry",
+    "advance",
     "list_entries",
     "process",
     "process_batches",
@@ -163,6 +164,20 @@ def process(
     except StopIteration as done:
         report: QueueReport = done.value
         return report
+    finally:
+        batches.close()  # an error in send(): the claims are released now, not at collection
+
+
+def advance(
+    batches: Generator[list[str], list[SendResult], QueueReport],
+    results: list[SendResult] | None,
+) -> tuple[list[str] | None, QueueReport | None]:
+    """One step of `process_batches` (the next paths, or the report at the end), for a caller
+    that runs it in a worker thread, where StopIteration cannot cross."""
+    try:
+        return (next(batches) if results is None else batches.send(results)), None
+    except StopIteration as done:
+        return None, done.value
 
 
 def process_batches(

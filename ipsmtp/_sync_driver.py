@@ -67,6 +67,10 @@ class SyncDriver(DriverBase[Transport]):
         except StopIteration as done:
             result: T = done.value
             return result
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # KeyboardInterrupt, a cancellation...
+                self.close()  # ...out of the flow itself (a signal receiver): nothing to keep
+            raise
 
     def _other(self, request: object) -> object:
         if isinstance(request, NextChunk):

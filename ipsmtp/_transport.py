@@ -553,14 +553,15 @@ def _connect_via_proxy(
 class TransportTarget:
     """What a driver needs to open a connection (`Connect.target`): where, how, through which
     proxy, and the TLS context factory (`make_context(verify)`). `session_store` keeps TLS
-    sessions by (host, port) for resumption, when ReuseSSLSession asks for it."""
+    sessions by (host, port), each with the context that made it, for resumption, when
+    ReuseSSLSession asks for it."""
 
     host: str
     port: int
     socket: SocketSettings
     proxy: ProxySettings | None
     make_context: Callable[[bool], ssl.SSLContext]
-    session_store: dict[tuple[str, int], ssl.SSLSession] | None = None
+    session_store: dict[tuple[str, int], tuple[ssl.SSLContext, ssl.SSLSession]] | None = None
 
     @property
     def key(self) -> tuple[str, int]:

@@ -211,6 +211,9 @@ class Channel:
                 yield from self.command(Command("QUIT"))
         except SMTPError as exc:
             self.observer.error(exc.code, f"QUIT failed: {exc}")
+        except Exception:  # a signal receiver raised: the connection still goes
+            yield from self.close()
+            raise
         yield from self.close()
 
     def quit_quietly(self) -> Flow[None]:

@@ -259,3 +259,26 @@ def test_wrong_password_for_each_mechanism(
         smtp.send()
     assert info.value.reply is not None and info.value.reply.code == 535
     assert server.messages == []
+
+
+def test_credentials_set_after_connect_are_used_by_the_next_send(
+    make_server: Callable[..., Server], make_smtp: Callable[..., SMTP]
+) -> None:
+    server = make_server(users={"ann": "secret"})
+    smtp = make_smtp(server, **MESSAGE)
+    smtp.connect()  # no user yet: no AUTH
+    smtp.user, smtp.password = "ann", "secret"
+    smtp.send()
+    assert server.sessions[0].verbs.count("AUTH") == 1
+    assert len(server.sessions) == 1  # on the same connection
+
+
+def test_an_oauth_user_without_a_token_does_not_force_a_login(
+    server: Server, make_smtp: Callable[..., SMTP]
+) -> None:
+    # XOAUTH2 with no token: nothing to authenticate with, so nothing is attempted (as at
+    # connect()), rather than a login that fails on every send.
+    smtp = make_smtp(server, user="ann", auth_mechanism=AuthMechanism.XOAUTH2, **MESSAGE)
+    smtp.connect()
+    assert smtp.send().reply.code == 250
+    assert "AUTH" not in server.sessions[0].verbs

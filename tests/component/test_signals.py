@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -207,3 +209,51 @@ def test_do_events_notices_a_closed_connection(smtp: SMTP, server: Server, recor
     assert "Remote host disconnected" in [
         s["connection_event"] for s in events.of("connection_status")
     ]
+
+
+MakeServer = Callable[..., Server]
+MakeSMTP = Callable[..., SMTP]
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_receiver_raising_on_quit_still_closes_the_connection(
+    make_server: MakeServer, make_smtp: MakeSMTP
+) -> None:
+    server = make_server()
+    smtp = make_smtp(server)
+    smtp.connect()
+
+    def boom(sender: object, direction: int, message: str, **kw: object) -> None:
+        if message == "QUIT":
+            raise ValueError("receiver failed")
+
+    signals.pi_trail.connect(boom, sender=smtp)
+    with pytest.raises(ValueError, match="receiver failed"):
+        smtp.disconnect()
+    assert not smtp.connected
+    assert wait_until(lambda: bool(server.sessions) and server.sessions[0].closed)
+
+
+@pytest.mark.sync_only  # in a coroutine, KeyboardInterrupt stops the event loop itself
+def test_ctrl_c_in_a_certificate_receiver_closes_the_connection(
+    make_server: MakeServer, make_smtp: MakeSMTP, server_tls_context: ssl.SSLContext
+) -> None:
+    server = make_server(starttls_context=server_tls_context)
+    smtp = make_smtp(server)
+
+    def judge(sender: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    signals.ssl_server_authentication.connect(judge, sender=smtp)
+    with pytest.raises(KeyboardInterrupt):
+        smtp.connect()
+    assert not smtp.connected
+    assert wait_until(lambda: bool(server.sessions) and server.sessions[0].closed)

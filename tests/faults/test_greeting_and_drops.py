@@ -376,3 +376,4 @@ def test_interrupt_from_another_thread(make_smtp: MakeSMTP, stage: str) -> None:
     assert verbs(conv)[: len(expected[stage])] == expected[stage]
     if stage != "final-dot":
         assert verbs(conv) == expected[stage]
+

@@ -176,3 +176,18 @@ def test_unsupported_values_say_why(make_smtp: MakeSMTP) -> None:
             smtp.config(setting)
         assert info.value.code == ErrorCode.NOT_SUPPORTED
         assert "Python" in str(info.value) or "ssl" in str(info.value)
+
+
+def test_a_pin_probe_session_is_never_offered_to_the_verifying_handshake(
+    tls_server: Server, make_smtp: MakeSMTP, ca_file: str, unknown_ca: trustme.CA
+) -> None:
+    # The pinned certificate is not the server's: the probe (a non-verifying context) fails
+    # and a verified handshake follows. With ReuseSSLSession the probe's session must not be
+    # handed to the verifying context (ssl refuses a session of another context).
+    other = unknown_ca.issue_cert("127.0.0.1")
+    smtp = tls_smtp(make_smtp, tls_server, ca_file)
+    smtp.config("ReuseSSLSession=true")
+    smtp.ssl_accept_server_cert = other.cert_chain_pems[0].bytes()
+    for _ in range(2):
+        assert smtp.send().reply.code == 250
+    assert len(tls_server.messages) == 2
