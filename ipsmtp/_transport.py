@@ -252,7 +252,9 @@ class Transport(Timed):
 
     def send(self, data: bytes | memoryview) -> None:
         """Write all of `data`, honouring the timeout and MaxTransferRate."""
-        view = memoryview(data).cast("B")  # sent counts bytes, whatever the item size
+        view = memoryview(data)
+        if view.itemsize != 1:
+            view = view.cast("B")  # sent counts bytes, whatever the item size
         rate = self.settings.max_rate
         sock = self.sock
         try:

@@ -141,8 +141,13 @@ class Channel:
         message must not be completed: the connection is closed before the terminator goes
         out, so the server cannot have the message the client reports as failed."""
         data = yield POLL
-        if data is None:
-            return
+        if data is not None:
+            yield from self.spoke_early(data)
+
+    def spoke_early(self, data: bytes) -> Flow[None]:
+        """`check_early_reply` after `Poll` answered `data` (b"" for a close): always raises.
+        (The delivery code polls itself and calls this only then: one generator less per
+        message.)"""
         try:
             reply = yield from self._early_reply(data)
         except Exception:

@@ -54,7 +54,7 @@ from .._reply import Reply
 from .._values import SendResult
 from ._channel import Channel
 from ._data import DataEncoder
-from ._io import Flow, NextChunk
+from ._io import POLL, Flow, NextChunk
 from ._observer import CLIENT
 from ._transaction import (
     Content,
@@ -602,7 +602,11 @@ class Pipeline:
             pending = encoded
             if progress:
                 conn.observer.transfer(encoder.bytes_in, content.size)
-        yield from conn.check_early_reply()  # before the terminator: a message cut short stays
+        # Before the terminator: a message the server cut short stays cut (this is
+        # Channel.check_early_reply, inline on the hot path).
+        early = yield POLL
+        if early is not None:
+            yield from conn.spoke_early(early)
         done = encoder.bytes_in
         tail = pending + session.end_content(job.final_replies)
         if progress:
