@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from email.message import EmailMessage
 from typing import IO, Any, NoReturn, TypeVar
 
 from ._async_driver import AsyncDriver
-from ._building import Prepare, read_header_block
-from ._errors import ErrorCode, SMTPError, SMTPInterrupted
-from ._message import HEADER_LIMIT, RawHeaders, ends_header_block
+from ._building import Prepare, open_message_file, read_header_block, remaining_size
+from ._errors import SMTPError, SMTPInterrupted
+from ._message import HEADER_LIMIT, ends_header_block
 from ._operations import Operations
 from ._queue import advance, process_batches, write_entry
 from ._reply import Reply
@@ -202,14 +201,8 @@ class AsyncSMTP(Operations):
         """Send the complete RFC 5322 message in the file at `path`, read in a worker thread
         piece by piece as it is sent (bounded memory, the event loop never waits on disk)."""
         async with self._operation():
+            f, size = await asyncio.to_thread(open_message_file, path)
             try:
-                f = await asyncio.to_thread(open, path, "rb")
-            except OSError as exc:
-                raise SMTPError(
-                    f"cannot open {path}: {exc.strerror or exc}", code=ErrorCode.FILE_ERROR
-                ) from exc
-            try:
-                size = os.fstat(f.fileno()).st_size
                 return await self._send_stream(f, size)
             finally:
                 f.close()
@@ -220,18 +213,11 @@ class AsyncSMTP(Operations):
         async with self._operation():
             if isinstance(stream, AsyncIterable):
                 return await self._send_async_stream(stream)
-            size: int | None = None
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                if stream.seekable():
-                    position = stream.tell()
-                    size = stream.seek(0, io.SEEK_END) - position
-                    stream.seek(position)
-            return await self._send_stream(stream, size)
+            return await self._send_stream(stream, remaining_size(stream))
 
     async def _send_stream(self, stream: IO[bytes], size: int | None) -> SendResult:
         head = await asyncio.to_thread(read_header_block, stream)
-        envelope = self._property_envelope(lambda: RawHeaders(head))
-        content = self._stream_content(stream, head, size, envelope)
+        envelope, content = self._headed_content(stream, head, size)
         return await self._driver.run(self._transact_flow(envelope, content))
 
     async def _send_async_stream(self, stream: AsyncIterable[bytes]) -> SendResult:
@@ -251,8 +237,7 @@ class AsyncSMTP(Operations):
                 if piece:
                     yield bytes(piece)
 
-        envelope = self._property_envelope(lambda: RawHeaders(block))
-        content = self._stream_content(chunks, block, None, envelope)
+        envelope, content = self._headed_content(chunks, block, None)
         return await self._driver.run(self._transact_flow(envelope, content))
 
     async def send_messages(

@@ -74,17 +74,16 @@ class AsyncDriver(DriverBase[AsyncTransport]):
                     else:
                         request = flow.throw(exc)
                     continue
-                except BaseException:
-                    self.close()
-                    flow.close()
-                    raise
                 request = flow.send(value)
         except StopIteration as done:
             result: T = done.value
             return result
         except BaseException as exc:
-            if not isinstance(exc, Exception):  # KeyboardInterrupt, a cancellation...
-                self.close()  # ...out of the flow itself (a signal receiver): nothing to keep
+            if not isinstance(exc, Exception):
+                # KeyboardInterrupt or a cancellation, out of the I/O or out of the flow itself
+                # (a signal receiver): the connection's state is unknown, the flow abandoned.
+                self.close()
+                flow.close()
             raise
 
     async def _other(self, request: object) -> object:
@@ -107,11 +106,6 @@ class AsyncDriver(DriverBase[AsyncTransport]):
             return transport.poll()
         if isinstance(request, StartTLS):
             return await self._start_tls(transport, request)
-        if isinstance(request, Write):
-            await transport.send(request.data)
-            return None
-        if isinstance(request, Read):
-            return await transport.recv()
         raise TypeError(f"unknown request {request!r}")
 
     async def _connect(self, target: object) -> Peer:

@@ -7,8 +7,10 @@ Nothing here talks to the network; reading a stream's header block is the one re
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import io
 import os
 import re
 import socket
@@ -46,7 +48,13 @@ from ._values import Header, Recipient, SendResult
 from .protocol._opening import OpenOptions, TLSMode
 from .protocol._transaction import CHUNK_SIZE, Content, DeliveryOptions, Envelope, in_memory
 
-__all__ = ["MessageBuilder", "as_result", "read_header_block"]
+__all__ = [
+    "MessageBuilder",
+    "as_result",
+    "open_message_file",
+    "read_header_block",
+    "remaining_size",
+]
 
 Prepare = Callable[[], tuple[Envelope, Content]]
 
@@ -407,6 +415,14 @@ class MessageBuilder(PropertyModel):
         content = self._memory_content(data, envelope, str(msg.get("Message-ID", "")).strip())
         return envelope, content
 
+    def _headed_content(
+        self, stream: IO[bytes] | Callable[[], object], head: bytes, size: int | None
+    ) -> tuple[Envelope, Content]:
+        """`send_file`/`send_stream`: the envelope from the properties, else from the header
+        block `head` (already read), and the content streamed after it."""
+        envelope = self._property_envelope(lambda: RawHeaders(head))
+        return envelope, self._stream_content(stream, head, size, envelope)
+
     def _stream_content(
         self,
         stream: IO[bytes] | Callable[[], object],
@@ -456,31 +472,24 @@ class MessageBuilder(PropertyModel):
         return prepare
 
 
-    def _queued_job(self, path: str, files: list[IO[bytes]]) -> Prepare:
-        """A batch job for one claimed queue file (kept open in `files` until the batch is
-        done)."""
-
-        def prepare() -> tuple[Envelope, Content]:
-            f = open(path, "rb")  # noqa: SIM115 - closed when the batch is done
-            files.append(f)
-            entry, offset = read_entry(f)
-            size = os.fstat(f.fileno()).st_size - offset
-            envelope = Envelope(entry.sender, entry.recipients)
-            head = read_header_block(f)
-            return envelope, self._stream_content(f, head, size, envelope, entry.message_id)
-
-        return prepare
-
     def _queued_jobs(self, paths: list[str], files: list[IO[bytes]]) -> Iterator[Prepare]:
-        """The batch jobs for claimed queue files, each file opened and its envelope and
-        header block read when the job is taken (in a worker thread for `AsyncSMTP`)."""
+        """The batch jobs for claimed queue files. Each file is opened (and kept open in
+        `files` until the batch is done) and its envelope and header block read when its job
+        is taken from this iterator, in a worker thread for `AsyncSMTP`; a file that cannot be
+        read makes a job that fails with its error."""
         for path in paths:
             try:
-                prepared = self._queued_job(path, files)()
+                f = open(path, "rb")  # noqa: SIM115 - closed when the batch is done
+                files.append(f)
+                entry, offset = read_entry(f)
+                size = os.fstat(f.fileno()).st_size - offset
+                envelope = Envelope(entry.sender, entry.recipients)
+                head = read_header_block(f)
+                content = self._stream_content(f, head, size, envelope, entry.message_id)
             except SMTPError as exc:
                 yield functools.partial(_raise, exc)
                 continue
-            yield functools.partial(_given, prepared)
+            yield functools.partial(_given, (envelope, content))
 
     def _queue_entry(self) -> tuple[QueueEntry, Iterable[bytes]]:
         """`queue()`: the entry and content of the current message."""
@@ -552,6 +561,29 @@ def _raise(exc: SMTPError) -> tuple[Envelope, Content]:
 
 def _given(prepared: tuple[Envelope, Content]) -> tuple[Envelope, Content]:
     return prepared
+
+
+def open_message_file(path: str | os.PathLike[str]) -> tuple[IO[bytes], int]:
+    """`send_file`: the message file opened for reading, and its size; `SMTPError` when it
+    cannot be opened."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - the caller closes it after the transaction
+    except OSError as exc:
+        raise SMTPError(
+            f"cannot open {path}: {exc.strerror or exc}", code=ErrorCode.FILE_ERROR
+        ) from exc
+    return f, os.fstat(f.fileno()).st_size
+
+
+def remaining_size(stream: IO[bytes]) -> int | None:
+    """How many bytes a seekable stream holds from its position on; None when unknown."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        if stream.seekable():
+            position = stream.tell()
+            size = stream.seek(0, io.SEEK_END) - position
+            stream.seek(position)
+            return size
+    return None
 
 
 def read_header_block(stream: IO[bytes]) -> bytes:

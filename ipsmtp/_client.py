@@ -13,16 +13,14 @@ is back between transactions, otherwise it is closed.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from email.message import EmailMessage
 from typing import IO, Any, TypeVar
 
-from ._building import read_header_block
-from ._errors import ErrorCode, SMTPError, SMTPInterrupted
-from ._message import RawHeaders
+from ._building import open_message_file, read_header_block, remaining_size
+from ._errors import SMTPInterrupted
 from ._operations import Operations
 from ._queue import process, write_entry
 from ._sync_driver import SyncDriver
@@ -235,31 +233,17 @@ class SMTP(Operations):
         """Send the complete RFC 5322 message in the file at `path`, streaming it in chunks, so
         a message of any size is sent in bounded memory."""
         with self._operation():
-            try:
-                f = open(path, "rb")  # noqa: SIM115 - closed below, after the transaction
-            except OSError as exc:
-                raise SMTPError(
-                    f"cannot open {path}: {exc.strerror or exc}", code=ErrorCode.FILE_ERROR
-                ) from exc
+            f, size = open_message_file(path)
             with f:
-                size = os.fstat(f.fileno()).st_size
                 return self._send_stream(f, size)
 
     def send_stream(self, binary_file: IO[bytes]) -> SendResult:
         """Send the complete RFC 5322 message read from a binary file object, in chunks."""
         with self._operation():
-            size: int | None = None
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                if binary_file.seekable():
-                    position = binary_file.tell()
-                    size = binary_file.seek(0, io.SEEK_END) - position
-                    binary_file.seek(position)
-            return self._send_stream(binary_file, size)
+            return self._send_stream(binary_file, remaining_size(binary_file))
 
     def _send_stream(self, stream: IO[bytes], size: int | None) -> SendResult:
-        head = read_header_block(stream)
-        envelope = self._property_envelope(lambda: RawHeaders(head))
-        content = self._stream_content(stream, head, size, envelope)
+        envelope, content = self._headed_content(stream, read_header_block(stream), size)
         return self._driver.run(self._transact_flow(envelope, content))
 
     def send_messages(self, messages: Iterable[EmailMessage | bytes]) -> list[SendResult]:

@@ -36,8 +36,7 @@ class Emitter:
     def __init__(self, sender: Any) -> None:
         self.sender = sender
 
-    def tracing(self) -> bool:
-        return bool(signals.pi_trail.receivers) or log.isEnabledFor(logging.DEBUG)
+    tracing = staticmethod(tracing)  # the Observer's question, answered by the function
 
     def trail(self, direction: int, message: str, tls: bool) -> None:
         if signals.pi_trail.receivers:

@@ -59,17 +59,16 @@ class SyncDriver(DriverBase[Transport]):
                 except Exception as exc:
                     request = flow.throw(exc)
                     continue
-                except BaseException:
-                    self.close()
-                    flow.close()
-                    raise
                 request = flow.send(value)
         except StopIteration as done:
             result: T = done.value
             return result
         except BaseException as exc:
-            if not isinstance(exc, Exception):  # KeyboardInterrupt, a cancellation...
-                self.close()  # ...out of the flow itself (a signal receiver): nothing to keep
+            if not isinstance(exc, Exception):
+                # KeyboardInterrupt or a cancellation, out of the I/O or out of the flow itself
+                # (a signal receiver): the connection's state is unknown, the flow abandoned.
+                self.close()
+                flow.close()
             raise
 
     def _other(self, request: object) -> object:
@@ -84,15 +83,8 @@ class SyncDriver(DriverBase[Transport]):
             return None
         transport = self.transport
         assert transport is not None, f"{type(request).__name__} without a connection"
-        if isinstance(request, Poll):
-            return transport.poll()
         if isinstance(request, StartTLS):
             return self._start_tls(transport, request)
-        if isinstance(request, Write):
-            transport.send(request.data)
-            return None
-        if isinstance(request, Read):
-            return transport.recv()
         raise TypeError(f"unknown request {request!r}")
 
     def _connect(self, target: object) -> Peer:

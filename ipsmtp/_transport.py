@@ -213,7 +213,6 @@ class Transport(Timed):
         self.interrupted.watch(sock)
         self._deadline: float | None = None
         self._closed = False
-        self._last_io = time.monotonic()
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -287,7 +286,6 @@ class Transport(Timed):
                 raise SMTPInterrupted("the operation was interrupted")
             self.sock.settimeout(self._step_timeout())
             data = self.sock.recv(RECV_SIZE)
-            self._last_io = time.monotonic()
             if self.interrupted.is_set():
                 raise SMTPInterrupted("the operation was interrupted")
             return data
@@ -296,10 +294,6 @@ class Transport(Timed):
             if error is exc:
                 raise
             raise error from exc
-
-    def idle_for(self) -> float:
-        """Seconds since data last arrived."""
-        return time.monotonic() - self._last_io
 
     def poll(self) -> bytes | None:
         """Read what has already arrived without waiting: None when nothing is there."""

@@ -2,7 +2,7 @@
 
 `Channel` holds the `Session` (the state machine) and the observer, and offers the steps every
 flow is made of, each a generator that yields I/O requests: `write`, `read` (the next reply,
-traced), `command`, `pipeline` (several commands in one write), `check_early_reply`, `poll`,
+traced), `command`, `pipeline` (several commands in one write), `spoke_early`, `poll`,
 `quit` and `close`. The opening (greeting, EHLO, STARTTLS, AUTH) is `_opening`'s; the mail
 transactions are `_delivery`'s.
 
@@ -135,19 +135,13 @@ class Channel:
 
     # -- the server speaking out of turn -------------------------------------------------------
 
-    def check_early_reply(self) -> Flow[None]:
-        """While content is being written the server should say nothing until the end of data.
-        If it spoke (a refusal mid-stream, or a stray 250) or closed the connection, the
-        message must not be completed: the connection is closed before the terminator goes
-        out, so the server cannot have the message the client reports as failed."""
-        data = yield POLL
-        if data is not None:
-            yield from self.spoke_early(data)
-
     def spoke_early(self, data: bytes) -> Flow[None]:
-        """`check_early_reply` after `Poll` answered `data` (b"" for a close): always raises.
-        (The delivery code polls itself and calls this only then: one generator less per
-        message.)"""
+        """While content is being written the server should say nothing until the end of data.
+        The delivery code polls before the terminator; when that `Poll` answered `data` (b""
+        for a close), the server spoke (a refusal mid-stream, or a stray 250) or left, and the
+        message must not be completed: the connection is closed before the terminator goes
+        out, so the server cannot have the message the client reports as failed. Always
+        raises."""
         try:
             reply = yield from self._early_reply(data)
         except Exception:

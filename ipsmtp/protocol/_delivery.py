@@ -360,7 +360,7 @@ class Pipeline:
         conn = self.conn
         if previous is not None:
             yield from self._read_final(previous)
-        replies = yield from self._replies(count)
+        replies = yield from self.conn.replies(count)
         self._unread = None
         mail_reply, rcpt_replies, data_reply = replies[0], replies[1:-1], replies[-1]
         failure = job.judge(mail_reply, rcpt_replies)
@@ -390,9 +390,6 @@ class Pipeline:
             )
             yield from conn.close()
             self.broken = True
-
-    def _replies(self, count: int) -> Flow[list[Reply]]:
-        return self.conn.replies(count)
 
     def _chunked(self, job: _Job, pipelining: bool) -> Flow[None]:
         """MAIL, RCPTs and BDAT. With PIPELINING and a message in memory that no refusal can
@@ -448,7 +445,7 @@ class Pipeline:
         sent = len(first)
         if progress:
             conn.observer.transfer(sent, job.content.size)
-        replies = yield from self._replies(2 + len(job.rcpts))
+        replies = yield from self.conn.replies(2 + len(job.rcpts))
         failure = job.judge(replies[0], replies[1 : 1 + len(job.rcpts)])
         if failure is None and replies[-1].code // 100 != 2:
             failure = SMTPResponseError(
@@ -546,7 +543,7 @@ class Pipeline:
                         code=ErrorCode.MESSAGE_REFUSED,
                         reply=reply,
                     )
-            finals = yield from self._replies(job.final_replies)
+            finals = yield from self.conn.replies(job.final_replies)
         except (SMTPConnectError, SMTPTimeoutError) as exc:
             # The whole message went out with LAST: the server may have it.
             if job.outcome is not None:
@@ -602,8 +599,7 @@ class Pipeline:
             pending = encoded
             if progress:
                 conn.observer.transfer(encoder.bytes_in, content.size)
-        # Before the terminator: a message the server cut short stays cut (this is
-        # Channel.check_early_reply, inline on the hot path).
+        # Before the terminator: a message the server cut short stays cut.
         early = yield POLL
         if early is not None:
             yield from conn.spoke_early(early)
@@ -627,7 +623,7 @@ class Pipeline:
         """Read the replies to a job's end of data. Losing the connection here leaves the
         message's fate unknown: it went out whole."""
         try:
-            replies = yield from self._replies(job.final_replies)
+            replies = yield from self.conn.replies(job.final_replies)
         except (SMTPConnectError, SMTPTimeoutError) as exc:
             # Lost or silent after the whole message went out: the server may have it.
             if job.empty_pending:
