@@ -9,6 +9,7 @@ SASL, ESMTP extensions and a durable send queue.
 
 from . import signals
 from ._async_client import AsyncSMTP
+from ._async_pool import AsyncSMTPPool
 from ._client import SMTP
 from ._enums import (
     AuthMechanism,
@@ -31,6 +32,7 @@ from ._errors import (
     SMTPTimeoutError,
     SMTPTLSError,
 )
+from ._pool import SMTPPool
 from ._properties import Firewall
 from ._reply import Reply
 from ._values import Header, QueueReport, Recipient, SendResult
@@ -39,6 +41,7 @@ from ._version import __version__
 __all__ = [
     "SMTP",
     "AsyncSMTP",
+    "AsyncSMTPPool",
     "AuthMechanism",
     "ErrorCode",
     "Firewall",
@@ -54,6 +57,7 @@ __all__ = [
     "SMTPConnectError",
     "SMTPError",
     "SMTPInterrupted",
+    "SMTPPool",
     "SMTPProtocolError",
     "SMTPRecipientsRefused",
     "SMTPResponseError",
