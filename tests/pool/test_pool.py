@@ -353,7 +353,9 @@ def test_one_bad_message_does_not_stop_the_others(
 ) -> None:
     server = make_server(
         features=["PIPELINING"],
-        on_rcpt_to=lambda address, options: "550 5.1.1 no such user" if "nobody" in address else None,
+        on_rcpt_to=lambda address, options: (
+            "550 5.1.1 no such user" if "nobody" in address else None
+        ),
     )
     pool = make_pool(server, max_connections=2)
     items = [message(n, "nobody@example.com" if n == 3 else "bob@example.com") for n in range(8)]
