@@ -16,7 +16,8 @@ Four ways a message comes about, checked in this order:
 
 The top-level headers are folded by `email.policy` (RFC 2047 for non-ASCII text). Bcc never
 becomes a header. With the ``Charset`` setting, non-ASCII header text is encoded in that charset
-instead of UTF-8.
+instead of UTF-8. Every header written, whoever folded it, is checked by `_header_check`: one
+that would hold a line break other than a fold is refused (INVALID_HEADER).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from email.utils import format_datetime
 from ._addresses import Mailbox, parse_address_list, split_entries
 from ._enums import Importance, Priority, Sensitivity
 from ._errors import ErrorCode, SMTPError
+from ._header_check import SMTP_CHECKED, check_folded
 from ._properties import Properties, local_ip_literal
 from ._values import Header
 
@@ -57,6 +59,7 @@ __all__ = [
     "message_id_of",
     "needs_smtputf8",
     "new_message_id",
+    "without_bcc",
 ]
 
 MAX_LINE = 998  # RFC 5322 §2.1.1: a line is at most 998 characters plus CRLF
@@ -172,7 +175,8 @@ def _id_domain(domain: str) -> str:
 
 
 def _policy(options: ComposeOptions) -> EmailPolicy[EmailMessage]:
-    return email_policy.SMTP.clone(
+    """email.policy.SMTP for these options, its folds checked (every header of every part)."""
+    return SMTP_CHECKED.clone(
         max_line_length=options.max_header_length, cte_type="7bit", utf8=options.utf8
     )
 
@@ -196,7 +200,14 @@ def _fast_fold(name: str, value: str, options: ComposeOptions) -> str | None:
 
 
 def fold_header(name: str, value: str, options: ComposeOptions) -> str:
-    """One header as folded text ending in CRLF."""
+    """One header as folded text ending in CRLF; `SMTPError` (INVALID_HEADER) when that
+    text would hold a line break other than a fold."""
+    folded = _fold(name, value, options)
+    check_folded(name, folded)
+    return folded
+
+
+def _fold(name: str, value: str, options: ComposeOptions) -> str:
     fast = _fast_fold(name, value, options)
     if fast is not None:
         return fast
@@ -673,8 +684,18 @@ def ends_header_block(data: bytes | bytearray) -> bool:
 
 
 def _headers_of(data: bytes) -> list[Header]:
-    parsed = BytesHeaderParser(policy=email_policy.default).parsebytes(header_block(data))
-    return [Header(name, str(value)) for name, value in parsed.items()]
+    """The headers of a raw message, values decoded; a value the email package cannot parse
+    (an address whose display name decodes to CR/LF) is shown as written, unfolded."""
+    policy = email_policy.default
+    parsed = BytesHeaderParser(policy=policy).parsebytes(header_block(data))
+    headers = []
+    for name, raw in parsed.raw_items():
+        try:
+            value = str(policy.header_fetch_parse(name, raw))
+        except Exception:
+            value = " ".join(str(raw).split())
+        headers.append(Header(name, value))
+    return headers
 
 
 _MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*((?:.*)(?:\r?\n[ \t].*)*)$")
@@ -725,6 +746,33 @@ class RawHeaders:
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
+
+
+_MAYBE_BCC = re.compile(rb"(?im)^bcc[ \t]*:")
+
+
+def without_bcc(data: bytes) -> bytes:
+    """`data` (a raw message, or its start) without the Bcc fields of its header block, each
+    with its continuation lines and line ending; `data` itself when it has none. The fields
+    are found as `RawHeaders` finds them (the envelope's Bcc recipients come from there); the
+    body is not looked at."""
+    block = header_block(data)
+    if _MAYBE_BCC.search(block) is None:
+        return data
+    kept: list[bytes] = []
+    start = 0
+    for field in _FIELD.finditer(block):
+        if field.group(1).lower() != b"bcc":
+            continue
+        end = field.end()
+        if block[end : end + 1] == b"\n":
+            end += 1
+        kept.append(block[start : field.start()])
+        start = end
+    if not kept:
+        return data
+    kept.append(data[start:])
+    return b"".join(kept)
 
 
 def needs_smtputf8(addresses: Iterable[str]) -> bool:

@@ -29,7 +29,6 @@ import mimetypes
 import os
 import ssl
 from collections.abc import Iterable
-from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 from .._client import SMTP as Component
 from .._enums import AuthMechanism, SSLStartMode
 from .._errors import ErrorCode, SMTPError
+from .._header_check import SMTP_CHECKED
 from .._message import now_in_zone
 
 __all__ = [
@@ -347,7 +347,7 @@ class SMTP:
         return smtp
 
     def _flatten(self, msg: MailMessage) -> bytes:
-        policy = email_policy.SMTP.clone(utf8=not self.AllowHeaderEncoding)
+        policy = SMTP_CHECKED.clone(utf8=not self.AllowHeaderEncoding)  # checked after folding
         entity = msg._entity(policy)
         headers: list[tuple[str, str]] = [
             ("From", msg.From),

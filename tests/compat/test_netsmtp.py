@@ -560,3 +560,27 @@ def test_binary_stream_holds_bytes() -> None:
     stream.WriteLine(b"\x02")
     assert stream.Size == 5
     assert stream.Read() == b"\x00\x01\x02\r\n"
+
+
+# -- header injection ------------------------------------------------------------------------------
+
+INJECTED = "=?utf-8?q?x=0D=0ABcc:_evil@example.org?="
+
+
+@pytest.mark.parametrize("where", ["subject", "attachment name"])
+def test_encoded_word_injection_is_refused_before_sending(
+    make_server: MakeServer, where: str
+) -> None:
+    """An encoded word that decodes to CR LF must not come out of folding as a line break
+    (the stdlib writes it raw on some builds, and in MIME parameters on every version)."""
+    server = make_server()
+    smtp = _client(server)
+    msg = _message()
+    if where == "subject":
+        msg.Subject = "x" * 80 + " " + INJECTED
+    else:
+        msg.AttachStream(Stream(b"data"), "report " + INJECTED + ".txt")
+    status = smtp.Send(msg)
+    assert not status
+    assert "not a fold" in status.text
+    assert server.messages == [] and server.sessions == []

@@ -1,4 +1,5 @@
-"""Fuzz tests: the reply parser, the DATA encoder and the address parser (issue 6, item 4).
+"""Fuzz tests: the reply parser, the DATA encoder, the address parser (issue 6, item 4) and the
+headers ipsmtp writes (issue 17, item 1).
 
 Property-based with Hypothesis. tests/core/test_wire.py and tests/core/test_data.py already
 check that well-formed replies round-trip through ``str()`` and that the encoder's output does
@@ -18,7 +19,12 @@ not depend on chunking; the properties here go further:
   character, stays one path between angle brackets, and parses back to itself; generated valid
   addresses (dot-atoms, quoted local parts, display names, IDN domains, address literals)
   round-trip, alone and as lists; the To header written for any accepted list names exactly the
-  envelope recipients; the fast path for long lists agrees with the stdlib parser.
+  envelope recipients; the fast path for long lists agrees with the stdlib parser;
+* headers ipsmtp writes: any text (RFC 2047 encoded words carrying =0D=0A, CR, LF, NUL) as the
+  subject, an other_headers value or an attachment's file name, and as a header or file name of
+  an EmailMessage or compat32 Message given to send_message: the value is refused (ValueError),
+  the message is refused (SMTPError INVALID_HEADER), or every header block of what is written
+  holds exactly the expected fields, each line a field or a fold (CRLF then white space).
 
 The example counts come from `budget()`; tests/fuzz/conftest.py and docs/fuzzing.md describe
 the profiles (``IPSMTP_FUZZ_PROFILE=long`` for a long local run).
@@ -26,13 +32,18 @@ the profiles (``IPSMTP_FUZZ_PROFILE=long`` for a long local run).
 
 from __future__ import annotations
 
+import base64
 import email
+import email.errors
 import email.header
 import email.policy
 import io
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
 
 import pytest
 from hypothesis import assume, event, example, given, note, settings
@@ -40,6 +51,7 @@ from hypothesis import strategies as st
 
 from ipsmtp import SMTP, ErrorCode, Reply, SMTPError, SMTPProtocolError
 from ipsmtp._addresses import Mailbox, parse_address, parse_address_list
+from ipsmtp._building import _flatten
 from ipsmtp._enums import RecipientType
 from ipsmtp.protocol._data import DataEncoder, encode_data
 from ipsmtp.protocol._wire import NEED_DATA, Command, ReplyParser
@@ -728,6 +740,10 @@ def test_parsed_address_parses_back_to_itself(value: str) -> None:
     for mailbox in parse_or_none(value) or []:
         address = mailbox.address
         note(repr(address))
+        if "@" not in address:  # the bare Postmaster a recipient list takes (RFC 5321 §4.1.1.3)
+            assert address.lower() == "postmaster"
+            assert parse_address_list(f"<{address}>") == [Mailbox("", address)]
+            continue
         assert parse_address(address) == Mailbox("", address)
         assert parse_address(f"<{address}>") == Mailbox("", address)
 
@@ -1074,3 +1090,148 @@ def test_to_header_names_the_envelope_recipients_for_valid_lists(
     check_header_matches_envelope(
         separator.join(text for text, _ in entries), charset, groups=False
     )
+
+
+# == 4. header injection: every header ipsmtp writes, checked after folding ====================
+
+_WORD_PIECES = st.sampled_from(
+    ["=0D=0A", "=0D", "=0A", "=00", "_", "Bcc:", "evil@example.org", "x", "=3F", "=C3=A9", " "]
+)
+_encoded_word = st.one_of(
+    st.lists(_WORD_PIECES, max_size=8).map(lambda p: "=?utf-8?q?" + "".join(p) + "?="),
+    st.binary(max_size=30).map(lambda b: "=?utf-8?b?" + base64.b64encode(b).decode() + "?="),
+    st.binary(max_size=30).map(lambda b: "=?iso-8859-1?b?" + base64.b64encode(b).decode() + "?="),
+)
+_HEADER_PIECES = st.sampled_from(
+    ["\r", "\n", "\r\n", "\r\n ", "\r\n\t", "\r\n\r\n", "\x00", "\t", " ", "a", "Bcc: x", "é", ":"]
+)
+header_text = st.lists(
+    _encoded_word | _HEADER_PIECES | st.text(st.characters(codec="utf-8"), max_size=12),
+    max_size=8,
+).map("".join)
+
+
+_NO_PARTS = (
+    email.errors.MultipartInvariantViolationDefect,
+    email.errors.StartBoundaryNotFoundDefect,
+)
+
+
+def check_header_block(head: bytes, names: list[str]) -> None:
+    """`head` (a header block without its empty line) holds the fields `names`, in order, and
+    nothing else: its lines are fields of those names or continuations (a fold: CRLF then a
+    space or tab, and more than white space), no bare CR or LF, no NUL; the email package's
+    parser reads back the same names, without a defect."""
+    lines = head.split(b"\r\n")
+    assert re.search(rb"\r|\n|\x00", b"".join(lines)) is None, head
+    fields = []
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            assert line.strip(b" \t"), head  # a continuation of white space only
+            continue
+        name, colon, _ = line.partition(b":")
+        assert colon, head
+        fields.append(name.decode("ascii").lower())
+    assert fields == [n.lower() for n in names], head
+    parsed = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head + b"\r\n\r\n")
+    assert [k.lower() for k in parsed] == fields
+    # (A multipart header block read alone has no parts: Python 3.10 reports that too.)
+    defects = [d for d in parsed.defects if not isinstance(d, _NO_PARTS)]
+    assert not defects, defects
+
+
+def check_composed(data: bytes, names: list[str]) -> None:
+    """The top-level header block of `data` holds exactly `names`; every MIME part's header
+    block is sound too; the content has only CRLF line endings."""
+    note(repr(data))
+    head, blank, _ = data.partition(b"\r\n\r\n")
+    assert blank
+    check_header_block(head, names)
+    assert re.search(rb"\r(?!\n)|(?<!\r)\n", data) is None
+    for part in email.message_from_bytes(data, policy=email.policy.compat32).walk():
+        assert not part.defects, part.defects
+        for name in part:
+            assert name.lower() != "bcc"
+
+
+def refused(exc: SMTPError) -> None:
+    assert exc.code == ErrorCode.INVALID_HEADER, exc
+    event("refused: " + ("injection" if "injection" in str(exc) else "cannot be written"))
+
+
+@budget(300)
+@given(value=header_text, where=st.sampled_from(["subject", "other_headers", "attachment"]))
+@example(value="=?utf-8?q?x=0D=0ABcc:_evil@example.org?=", where="attachment")
+@example(value="a " * 40 + "=?utf-8?q?x=0D=0ABcc:_evil@example.org?=", where="subject")
+@example(value="a " * 40 + "=?utf-8?b?eA0KQmNjOiBldmlsQGV4YW1wbGUub3Jn?=", where="other_headers")
+def test_composed_headers_never_gain_a_line(value: str, where: str) -> None:
+    """Any text (encoded words carrying =0D=0A, CR, LF, NUL, non-ASCII) as the subject, an
+    other_headers value or an attachment's file name: the property refuses it (ValueError),
+    composing refuses it (INVALID_HEADER), or the message's header blocks hold exactly the
+    headers ipsmtp reports, each line a field or a fold."""
+    with tempfile.TemporaryDirectory() as folder:
+        props: dict[str, object] = {}
+        if where == "subject":
+            props["subject"] = value
+        elif where == "other_headers":
+            props["other_headers"] = f"X-Fuzz: {value}"
+        else:
+            assume(value not in ("", ".", "..") and "/" not in value and "\x00" not in value)
+            assume(len(os.fsencode(value)) <= 255)
+            path = os.path.join(folder, value)
+            with open(path, "wb") as f:
+                f.write(b"fuzz")
+            props["attachments"] = [path]
+        try:
+            smtp = SMTP(from_="ann@example.com", send_to="bob@example.com", **props)
+        except ValueError:
+            event("refused by the property")
+            return
+        try:
+            composed = smtp._compose()
+            data = composed.data
+        except SMTPError as exc:
+            refused(exc)
+            return
+    event("sent")
+    check_composed(data, [h.field for h in composed.headers])
+
+
+@budget(300)
+@given(
+    value=header_text,
+    where=st.sampled_from(["Subject", "X-Fuzz", "filename"]),
+    kind=st.sampled_from([EmailMessage, Message]),
+)
+@example(value="=?utf-8?q?x=0D=0ABcc:_evil@example.org?=", where="Subject", kind=EmailMessage)
+@example(value="x\r\nBcc: evil@example.org", where="Subject", kind=Message)
+@example(value="=?utf-8?q?x=0D=0ABcc:_evil@example.org?=", where="filename", kind=EmailMessage)
+def test_flattened_messages_never_gain_a_line(value: str, where: str, kind: type[Message]) -> None:
+    """The same for `send_message`'s flattening of an EmailMessage or a compat32 Message
+    (which takes raw CR and LF in a value): INVALID_HEADER (also when the email package's
+    folder fails: no other exception), or sound header blocks."""
+    msg = kind()
+    try:
+        msg["From"] = "ann@example.com"
+        msg["To"] = "bob@example.com"
+        if where == "filename":
+            msg["Subject"] = "files"
+            msg["Content-Type"] = "text/plain"
+            msg.add_header("Content-Disposition", "attachment", filename=value)
+        else:
+            msg[where] = value
+    except (ValueError, TypeError, IndexError):
+        event("refused by the email package")
+        return
+    names = {
+        "Subject": ["From", "To", "Subject"],
+        "X-Fuzz": ["From", "To", "X-Fuzz"],
+        "filename": ["From", "To", "Subject", "Content-Type", "Content-Disposition"],
+    }[where]
+    try:
+        data = _flatten(msg, False)
+    except SMTPError as exc:
+        refused(exc)
+        return
+    event("sent")
+    check_composed(data + (b"" if b"\r\n\r\n" in data else b"\r\n"), names)
