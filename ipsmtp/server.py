@@ -18,32 +18,42 @@ against `users`, XOAUTH2 and OAUTHBEARER against `tokens`, and GSSAPI (Kerberos)
 service key in `kerberos_keytab`; each verified as strictly as a real server would.
 Callbacks decide per command: each returns None to accept, or a reply line such as
 ``"550 5.1.1 no such user"`` to refuse.
+
+A hostile client costs it bounded memory: a BDAT chunk is refused from its command line when
+it must be (size limit, sequence, AUTH, syntax) and its bytes thrown away as they arrive,
+content past `data_size_limit` is not kept, and a connection that fails AUTH
+`max_auth_failures` times is closed (docs/server.md, "Limits against a hostile client").
+
+The work is split: `_server_session` (recorded reads, hanging up), `_server_bdat` (CHUNKING),
+`_server_protocol` (the rest of the SMTP session and the handler), `_server_records` (what is
+recorded), `_server_tls` (TLS contexts), `_server_auth` (SASL); this module runs the server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import bisect
 import contextlib
 import logging
-import os
-import re
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from typing import Any
 
-from aiosmtpd.smtp import SMTP as _AioSMTP
-from aiosmtpd.smtp import AuthResult, Envelope, Session
-
 from ._server_auth import MECHANISMS, AuthSettings, NTLMUsers
-from .sasl._server import Identity, Refused
+from ._server_protocol import FEATURES, _Handler, _Protocol, _refuse
+from ._server_records import (
+    ConnectCallback,
+    DeliverCallback,
+    DisconnectCallback,
+    LoginCallback,
+    MailCallback,
+    ReceiveCallback,
+    ReceivedMessage,
+    Reply,
+    SessionRecord,
+)
+from ._server_tls import self_signed_context, server_context
 
 __all__ = ["ReceivedMessage", "Server", "SessionRecord", "self_signed_context", "server_context"]
 
@@ -53,569 +63,6 @@ __all__ = ["ReceivedMessage", "Server", "SessionRecord", "self_signed_context", 
 # application still receives everything through propagation.
 logging.getLogger("mail.log").addHandler(logging.NullHandler())
 log = logging.getLogger("ipsmtp.server")
-
-
-def server_context(
-    cert: str,
-    key: str | None = None,
-    min_version: ssl.TLSVersion | str | None = None,
-    max_version: ssl.TLSVersion | str | None = None,
-) -> ssl.SSLContext:
-    """A server TLS context from PEM files, optionally bounded to a range of TLS versions
-    (``ssl.TLSVersion`` or its name: ``"TLSv1_2"``, ``"TLSv1.2"``)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    if min_version is not None:
-        context.minimum_version = _tls_version(min_version)
-    if max_version is not None:
-        context.maximum_version = _tls_version(max_version)
-    return context
-
-
-def _tls_version(value: ssl.TLSVersion | str) -> ssl.TLSVersion:
-    if isinstance(value, ssl.TLSVersion):
-        return value
-    try:
-        return ssl.TLSVersion[value.replace(".", "_").replace("TLSV", "TLSv")]
-    except KeyError:
-        raise ValueError(f"unknown TLS version {value!r}; use e.g. TLSv1_2 or TLSv1_3") from None
-
-
-def self_signed_context(host: str = "127.0.0.1") -> tuple[ssl.SSLContext, bytes]:
-    """A server TLS context with a fresh self-signed certificate for `host` (valid one day),
-    and that certificate's DER, which a client can pin with `ssl_accept_server_cert`."""
-    import datetime
-    import ipaddress
-    import tempfile
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    try:
-        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        alt = x509.DNSName(host)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    pem = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    with tempfile.TemporaryDirectory() as directory:
-        path = os.path.join(directory, "server.pem")
-        with open(path, "wb") as f:
-            f.write(pem)
-        context.load_cert_chain(path)
-    return context, cert.public_bytes(serialization.Encoding.DER)
-
-
-@dataclass
-class SessionRecord:
-    """One client connection as the server saw it."""
-
-    id: int
-    peer: Any
-    commands: list[str] = field(default_factory=list)  # each command line as received
-    command_reads: list[int] = field(default_factory=list)  # the read each command came in
-    reads: list[bytes] = field(default_factory=list)  # raw bytes, one entry per read
-    tls: bool = False
-    closed: bool = False
-    auth_mechanism: str = ""  # the mechanism of a successful AUTH
-    auth_user: str | None = None  # whose credentials it checked
-    auth_authzid: str = ""  # the authorization identity the client asked for, if any
-
-    @property
-    def flights(self) -> list[list[str]]:
-        """The command verbs grouped by the read they arrived in: what the client wrote
-        together (one list per round trip for a pipelining client)."""
-        groups: dict[int, list[str]] = {}
-        for verb, read in zip(self.verbs, self.command_reads, strict=True):
-            groups.setdefault(read, []).append(verb)
-        return list(groups.values())
-
-    @property
-    def wire(self) -> bytes:
-        """Every byte the server read on this connection (after TLS decryption)."""
-        return b"".join(self.reads)
-
-    @property
-    def verbs(self) -> list[str]:
-        return [line.split(" ", 1)[0].upper() for line in self.commands]
-
-
-@dataclass
-class ReceivedMessage:
-    """A message the server accepted."""
-
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes  # the content, dot-unstuffed, exactly as stored
-    mail_options: list[str]
-    rcpt_options: list[str]
-    helo: str
-    tls: bool
-    auth_user: str | None
-    session_id: int
-    auth_authzid: str = ""
-    bdat_sizes: list[int] = field(default_factory=list)  # the BDAT chunk sizes, if BDAT
-    rcpt_options_by_address: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def message(self) -> EmailMessage:
-        parsed = message_from_bytes(self.data, policy=default_policy)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
-
-
-Reply = str | None
-ConnectCallback = Callable[[Any], Reply]
-LoginCallback = Callable[[str, str, str], Reply]
-MailCallback = Callable[[str, list[str]], Reply]
-ReceiveCallback = Callable[[ReceivedMessage], Reply]
-DeliverCallback = Callable[[str, ReceivedMessage], Reply]
-DisconnectCallback = Callable[[SessionRecord], None]
-
-AUTH_LINE_LIMIT = 12288 + 2  # RFC 4954 §4: an AUTH response line of 12288 octets, and CRLF
-
-# The extensions this server implements beyond aiosmtpd, for `Server(features=...)`.
-FEATURES = ("PIPELINING", "CHUNKING", "BINARYMIME", "DSN", "ENHANCEDSTATUSCODES", "REQUIRETLS")
-
-
-_PARAM_FEATURES = {
-    # MAIL parameters aiosmtpd does not know, and the feature that makes each acceptable.
-    "RET": "DSN",
-    "ENVID": "DSN",
-    "REQUIRETLS": "REQUIRETLS",
-    "AUTH": "AUTH",
-    # RCPT parameters.
-    "NOTIFY": "DSN",
-    "ORCPT": "DSN",
-}
-_ENHANCED_PREFIX = re.compile(r"([245])[0-9][0-9]([ -])(?![0-9]\.[0-9]{1,3}\.[0-9]{1,3}\b)")
-
-
-class _Protocol(_AioSMTP):
-    """aiosmtpd's SMTP with recording, the extensions aiosmtpd lacks (CHUNKING, BINARYMIME,
-    DSN, ENHANCEDSTATUSCODES, REQUIRETLS, LMTP), CRAM-MD5 and XOAUTH2."""
-
-    def __init__(self, owner: Server, handler: Any, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        self._owner = owner
-        # The record joins `sessions` only once the connection is made: with implicit TLS a
-        # client whose handshake fails never gets that far, and is no session at all.
-        self.record = SessionRecord(0, None)
-        self.created = time.monotonic()
-        self.connected = False
-        self._recording = False
-        self._received = 0  # bytes handed to the reader so far
-        self._consumed = 0  # bytes the reader gave out so far
-        self._read_ends: list[int] = []  # the stream offset at the end of each read
-        self._plain_replies = True  # greeting and EHLO replies carry no enhanced status
-        self._bdat: bytearray | None = None
-        self._bdat_sizes: list[int] = []
-        self._bdat_failed = False
-        self._extra_mail_options: list[str] = []
-        self._extra_rcpt_options: list[str] = []
-        self._refused = False
-        self._disconnected = False
-        self._rcpt_options_by_address: dict[str, list[str]] = {}
-
-    # -- recording -------------------------------------------------------------------------
-
-    def _record_commands(self) -> None:
-        """Record every command line and the read it arrived in. aiosmtpd's command loop
-        reads with `readuntil()` and its default separator, DATA with ``b"\\r\\n"``, BDAT
-        chunks with `readexactly()` and AUTH with `readline()`: every read is counted so each
-        command can be placed in the stream, and only default-separator lines are commands."""
-        reader = self._reader
-        readuntil, readexactly, read = reader.readuntil, reader.readexactly, reader.read
-        record = self.record
-
-        async def counted_readuntil(separator: bytes = b"\n") -> bytes:
-            line = await readuntil(separator)
-            self._consumed += len(line)
-            if separator == b"\n":
-                record.commands.append(line.decode("utf-8", "surrogateescape").rstrip("\r\n"))
-                record.command_reads.append(bisect.bisect_left(self._read_ends, self._consumed))
-            return line
-
-        async def counted_readexactly(n: int) -> bytes:
-            data = await readexactly(n)
-            self._consumed += len(data)
-            return data
-
-        async def counted_readline() -> bytes:
-            # AUTH responses: RFC 4954 §4 lets them be 12288 octets long, far past the
-            # stream's line limit (a Kerberos ticket is a few KiB of base64).
-            parts: list[bytes] = []
-            while True:
-                try:
-                    part = await readuntil(b"\n")
-                except asyncio.LimitOverrunError as overrun:
-                    part = await read(overrun.consumed)
-                except asyncio.IncompleteReadError as closed:
-                    part = closed.partial
-                self._consumed += len(part)
-                parts.append(part)
-                if not part or part.endswith(b"\n") or sum(map(len, parts)) > AUTH_LINE_LIMIT:
-                    return b"".join(parts)
-
-        async def counted_read(n: int = -1) -> bytes:
-            data = await read(n)
-            self._consumed += len(data)
-            return data
-
-        reader.readuntil = counted_readuntil  # type: ignore[method-assign, assignment]
-        reader.readexactly = counted_readexactly  # type: ignore[method-assign]
-        reader.readline = counted_readline  # type: ignore[method-assign]
-        reader.read = counted_read  # type: ignore[method-assign]
-
-    def data_received(self, data: bytes) -> None:
-        self.record.reads.append(bytes(data) if self._owner.record_wire else b"")
-        self._received += len(data)
-        self._read_ends.append(self._received)
-        super().data_received(data)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        first = not self._recording
-        if first:  # connection_made runs again after STARTTLS
-            self._recording = True
-            self.connected = True
-            self._owner._register(self.record)
-            self._record_commands()
-        else:
-            self._consumed = self._received  # aiosmtpd dropped the pre-TLS buffer
-        self.record.peer = self.session.peer if self.session else None
-        upgraded = self.session is not None and bool(self.session.ssl or self._tls_protocol)
-        if upgraded or transport.get_extra_info("sslcontext") is not None:
-            self.record.tls = True
-        if first:
-            refusal = self._owner._admit(self.record)
-            if refusal and isinstance(transport, asyncio.WriteTransport):
-                # Instead of the greeting (RFC 5321 §3.1): the refusal, then hang up.
-                self._refused = True
-                transport.write(f"{refusal}\r\n".encode())
-                transport.close()
-
-    async def _handle_client(self) -> None:
-        if not self._refused:
-            await super()._handle_client()
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self.record.closed = True
-        self.connected = False
-        super().connection_lost(error)
-        if not self._disconnected:  # once, not again for the pre-TLS transport
-            self._disconnected = True
-            self._owner._call(self._owner.on_disconnect, self.record)
-
-    # -- replies ---------------------------------------------------------------------------
-
-    async def push(self, status: str | bytes) -> None:
-        if (
-            isinstance(status, str)
-            and "ENHANCEDSTATUSCODES" in self._owner.features
-            and not self._plain_replies
-        ):
-            # RFC 2034: every reply but the greeting and the EHLO/HELO answer carries an
-            # enhanced status code; aiosmtpd writes none, so the generic X.0.0 is added.
-            status = "\r\n".join(
-                _ENHANCED_PREFIX.sub(lambda m: f"{m[0]}{m[1]}.0.0 ", line, count=1)
-                for line in status.split("\r\n")
-            )
-        await super().push(status)  # type: ignore[type-var]
-
-    # -- greeting ------------------------------------------------------------------------------
-
-    async def smtp_EHLO(self, hostname: str) -> None:
-        if self._owner.lmtp:
-            await super().push('500 Error: command "EHLO" not recognized (this is LMTP)')
-            return
-        await self._greeted(super().smtp_EHLO(hostname))
-
-    async def smtp_HELO(self, hostname: str) -> None:
-        if self._owner.lmtp:
-            await super().push('500 Error: command "HELO" not recognized (this is LMTP)')
-            return
-        await self._greeted(super().smtp_HELO(hostname))
-
-    async def smtp_LHLO(self, hostname: str) -> None:
-        if not self._owner.lmtp:
-            await self.push('500 Error: command "LHLO" not recognized')
-            return
-        await self._greeted(super().smtp_EHLO(hostname))
-
-    async def _greeted(self, answer: Any) -> None:
-        self._plain_replies = True
-        try:
-            await answer
-        finally:
-            self._plain_replies = False
-
-    # -- MAIL and RCPT parameters ----------------------------------------------------------------
-
-    def _split_params(self, arg: str | None, keyword: str) -> tuple[str | None, list[str]]:
-        """Take the parameters aiosmtpd does not know out of a MAIL/RCPT argument, when the
-        matching feature is on; they are recorded and checked here."""
-        if not arg or ">" not in arg:
-            return arg, []
-        end = arg.index(">") + 1
-        kept, extra = [], []
-        for param in arg[end:].split():
-            name, _, value = param.partition("=")
-            name = name.upper()
-            feature = _PARAM_FEATURES.get(name)
-            if keyword == "FROM:" and name == "BODY" and value.upper() == "BINARYMIME":
-                feature = "BINARYMIME"
-            if feature is not None and (feature in self._owner.features or feature == "AUTH"):
-                extra.append(param if name in ("ENVID", "ORCPT", "AUTH") else param.upper())
-            else:
-                kept.append(param)
-        return " ".join([arg[:end], *kept]), extra
-
-    async def smtp_MAIL(self, arg: str | None) -> None:
-        cleaned, extra = self._split_params(arg, "FROM:")
-        secure = bool(self._tls_protocol or (self.session and self.session.ssl))
-        if "REQUIRETLS" in (e.upper() for e in extra) and not secure:
-            await self.push("530 5.7.10 REQUIRETLS needs TLS")
-            return
-        self._extra_mail_options = extra
-        await super().smtp_MAIL(cleaned)
-
-    async def smtp_RCPT(self, arg: str | None) -> None:
-        cleaned, extra = self._split_params(arg, "TO:")
-        self._extra_rcpt_options = extra
-        await super().smtp_RCPT(cleaned)
-
-    # -- DATA and BDAT -------------------------------------------------------------------------
-
-    def _binarymime(self) -> bool:
-        return self.envelope is not None and "BODY=BINARYMIME" in self.envelope.mail_options
-
-    async def smtp_DATA(self, arg: str) -> None:
-        if self._binarymime():
-            await self.push("503 5.5.1 BODY=BINARYMIME needs BDAT, not DATA")
-            return
-        await super().smtp_DATA(arg)
-
-    async def smtp_BDAT(self, arg: str | None) -> None:
-        """RFC 3030: ``BDAT <size> [LAST]`` followed by exactly size bytes."""
-        if "CHUNKING" not in self._owner.features:
-            await self.push('500 Error: command "BDAT" not recognized')
-            return
-        words = (arg or "").split()
-        if (
-            not words
-            or not words[0].isdigit()
-            or len(words) > 2
-            or (len(words) == 2 and words[1].upper() != "LAST")
-        ):
-            await self.push("501 5.5.4 Syntax: BDAT <size> [LAST]")
-            return
-        size, last = int(words[0]), len(words) == 2
-        chunk = await self._reader.readexactly(size)  # always read it: keeps the stream in step
-        assert self.envelope is not None
-        if self._bdat is None:
-            self._bdat, self._bdat_sizes, self._bdat_failed = bytearray(), [], False
-        self._bdat_sizes.append(size)
-        if not self.envelope.rcpt_tos or self._bdat_failed:
-            self._bdat_failed = True
-            reply = (
-                "503 5.5.1 no valid recipients"
-                if not self.envelope.rcpt_tos
-                else ("554 5.5.0 the transaction already failed")
-            )
-        elif self.data_size_limit and len(self._bdat) + size > self.data_size_limit:
-            self._bdat_failed = True
-            reply = "552 5.3.4 message too big"
-        else:
-            self._bdat += chunk
-            reply = f"250 2.0.0 {size} octets received"
-        if not last:
-            await self.push(reply)
-            return
-        content, sizes, failed = bytes(self._bdat), self._bdat_sizes, self._bdat_failed
-        self._bdat = None
-        if failed:
-            self._bdat_sizes = []
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
-            await self.push(reply)
-            return
-        self.envelope.content = self.envelope.original_content = content
-        self._bdat_sizes = sizes
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push(status)
-
-    async def smtp_RSET(self, arg: str) -> None:
-        self._bdat = None
-        self._bdat_sizes = []
-        self._rcpt_options_by_address = {}
-        await super().smtp_RSET(arg)
-
-    async def smtp_EXPN(self, arg: str | None) -> None:
-        members = self._owner.mailing_lists.get((arg or "").strip().lower())
-        if members is None:
-            await super().smtp_EXPN(arg or "")
-            return
-        if not members:
-            await self.push("550 5.1.1 empty list")
-            return
-        lines = [f"250-{m}" for m in members]
-        lines[-1] = "250 " + lines[-1][4:]
-        await self.push("\r\n".join(lines))
-
-    # -- AUTH --------------------------------------------------------------------------------
-
-    async def _sasl_auth(self, _: Any, args: list[str]) -> AuthResult:
-        """Every mechanism: drive the verifier's flow over ``334`` challenges."""
-        name = args[0].upper()
-        initial: bytes | None = None
-        if len(args) > 1:
-            try:
-                initial = b"" if args[1] == "=" else base64.b64decode(args[1], validate=True)
-            except ValueError:
-                await self.push("501 5.5.2 Can't decode base64")
-                return AuthResult(success=False, handled=True)
-        flow = self._owner._auth.verifier(name).flow(initial)
-        try:
-            challenge = next(flow)
-            while True:
-                answer = await self.challenge_auth(challenge)
-                if not isinstance(answer, bytes):  # "*" or bad base64: already answered 501
-                    return AuthResult(success=False, handled=True)
-                challenge = flow.send(answer)
-        except StopIteration as done:
-            identity: Identity = done.value
-        except Refused:
-            return AuthResult(success=False, handled=False)  # handled=False: send the 535
-        refusal = self._owner._call(self._owner.on_login, identity.user, name, identity.authzid)
-        if refusal:
-            await self.push(refusal)
-            return AuthResult(success=False, handled=True)
-        self.record.auth_mechanism = name
-        self.record.auth_user, self.record.auth_authzid = identity
-        return AuthResult(success=True, auth_data=identity)
-
-    auth_PLAIN = auth_LOGIN = auth_CRAM__MD5 = auth_DIGEST__MD5 = _sasl_auth
-    auth_SCRAM__SHA__1 = auth_SCRAM__SHA__256 = auth_XOAUTH2 = auth_OAUTHBEARER = _sasl_auth
-    auth_NTLM = auth_GSSAPI = _sasl_auth
-
-
-def _refuse(*_: Any) -> AuthResult:
-    return AuthResult(success=False, handled=False)
-
-
-class _Handler:
-    def __init__(self, owner: Server) -> None:
-        self.owner = owner
-
-    async def handle_EHLO(
-        self,
-        server: _Protocol,
-        session: Session,
-        envelope: Envelope,
-        hostname: str,
-        responses: list[str],
-    ) -> list[str]:
-        session.host_name = hostname
-        tls = bool(server._tls_protocol or session.ssl)
-        features = [f for f in FEATURES if f in self.owner.features and (f != "REQUIRETLS" or tls)]
-        extra = [f"250-{keyword}" for keyword in (*features, *self.owner.extensions)]
-        # aiosmtpd announces a bare "AUTH" when every mechanism is excluded: drop it.
-        rest = [line for line in responses[1:] if line.strip() not in ("250-AUTH", "250 AUTH")]
-        return [responses[0], *extra, *rest]
-
-    async def handle_MAIL(
-        self,
-        server: _Protocol,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        options: list[str],
-    ) -> str:
-        options = [*options, *server._extra_mail_options]
-        refusal = self.owner._call(self.owner.on_mail_from, address, options)
-        if refusal:
-            return refusal
-        envelope.mail_from = address
-        envelope.mail_options.extend(options)
-        return "250 OK"
-
-    async def handle_RCPT(
-        self,
-        server: _Protocol,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        options: list[str],
-    ) -> str:
-        options = [*options, *server._extra_rcpt_options]
-        refusal = self.owner._call(self.owner.on_rcpt_to, address, options)
-        if refusal:
-            return refusal
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(options)
-        server._rcpt_options_by_address[address] = options
-        return "250 OK"
-
-    async def handle_DATA(self, server: _Protocol, session: Session, envelope: Envelope) -> str:
-        """The end of data, after DATA or the last BDAT: record the message and answer once,
-        or (LMTP) once per recipient."""
-        identity = session.auth_data if isinstance(session.auth_data, Identity) else None
-        received = ReceivedMessage(
-            mail_from=envelope.mail_from or "",
-            rcpt_tos=list(envelope.rcpt_tos),
-            data=bytes(envelope.original_content or b""),
-            mail_options=list(envelope.mail_options),
-            rcpt_options=list(envelope.rcpt_options),
-            helo=session.host_name or "",
-            tls=server.record.tls or session.ssl is not None,
-            auth_user=identity.user if identity else None,
-            auth_authzid=identity.authzid if identity else "",
-            session_id=server.record.id,
-            bdat_sizes=list(server._bdat_sizes)
-            if server._bdat is None and server._bdat_sizes
-            else [],
-            rcpt_options_by_address=dict(server._rcpt_options_by_address),
-        )
-        server._bdat_sizes = []
-        server._rcpt_options_by_address = {}
-        refusal = self.owner._call(self.owner.on_receive, received)
-        if not self.owner.lmtp:
-            if refusal:
-                return refusal
-            self.owner._store(received)
-            return "250 OK: message accepted"
-        replies, delivered = [], []
-        for rcpt in received.rcpt_tos:
-            verdict = refusal or self.owner._call(self.owner.on_deliver, rcpt, received)
-            if verdict:
-                replies.append(verdict)
-            else:
-                delivered.append(rcpt)
-                replies.append(f"250 2.1.5 <{rcpt}> delivered")
-        if delivered:
-            received.rcpt_tos = delivered
-            self.owner._store(received)
-        return "\r\n".join(replies)
 
 
 class Server:
@@ -664,9 +111,15 @@ class Server:
         on_receive: ``(ReceivedMessage) -> None | "5xx reply"`` at the end of data.
         on_disconnect: ``(SessionRecord) -> None`` when a connection ends.
         max_connections: connections served at once; one more gets ``421`` and is closed.
+        max_auth_failures: failed AUTH attempts one connection may make (default 3); the
+            last is answered, then ``421 4.7.0`` and the connection is closed. None: no limit.
         history: keep only the last `history` sessions and messages (None: all), for a
             server that runs for long (``ipsmtp serve``).
-        record_wire: keep the raw bytes of each session (turn off for huge messages).
+        data_size_limit: the SIZE announced and enforced (None or 0: no limit). A BDAT chunk
+            that would pass it is refused from its command line and its bytes thrown away
+            as they arrive; DATA content past it is thrown away as it arrives.
+        record_wire: keep the raw bytes of each session (turn off for huge messages); bytes
+            the server throws away unread are not kept.
 
     Callbacks run in the server's thread; an exception in one is answered with a 5xx and
     logged by aiosmtpd.
@@ -707,6 +160,7 @@ class Server:
         tls_min_version: ssl.TLSVersion | str | None = None,
         tls_max_version: ssl.TLSVersion | str | None = None,
         max_connections: int | None = None,
+        max_auth_failures: int | None = 3,
         history: int | None = None,
         data_size_limit: int = 64 * 1024 * 1024,
         record_wire: bool = True,
@@ -762,6 +216,9 @@ class Server:
         self.on_login = on_login
         self.on_disconnect = on_disconnect
         self.max_connections = max_connections
+        if max_auth_failures is not None and max_auth_failures < 1:
+            raise ValueError("max_auth_failures must be at least 1, or None for no limit")
+        self.max_auth_failures = max_auth_failures
         self.history = history
         self.data_size_limit = data_size_limit
         self.record_wire = record_wire
