@@ -20,15 +20,18 @@ from pydantic import SecretStr
 from ._config import ConfigStore, Setting, format_value, lookup
 from ._enums import AuthMechanism, SSLStartMode
 from ._errors import ErrorCode, SMTPError
-from ._properties import Firewall, Properties
+from ._properties import Firewall, InvalidPropertyError, Properties, validated
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Callable  # noqa: F401 - named in a string below
+
     from .protocol._channel import Channel
 
 __all__ = ["HEADER_PROPERTIES", "PropertyModel"]
 
 T = TypeVar("T")
+
 
 class _Property(Generic[T]):
     """A property of `SMTP`, stored in its `Properties` model; the IPWorks name is the same
@@ -143,11 +146,12 @@ class PropertyModel:
     attachments = _Property["list[str]"]("attachments")
     message_html = _Property[str]("message_html")
     inline_images = _Property["dict[str, str]"]("inline_images")
+    token_provider = _Property["Callable[[bool], str] | None"]("token_provider")
 
     _kind = "SMTP"  # the class name shown by repr
 
     def __init__(self, **properties: Any) -> None:
-        self._props = Properties.model_validate(properties)
+        self._props = validated(Properties.model_validate, properties)
         self._config = ConfigStore()
         self._lock = threading.RLock()
         self._channel: Channel | None = None
@@ -164,7 +168,7 @@ class PropertyModel:
                     f"{name} cannot change while connected; disconnect() first",
                     code=ErrorCode.BUSY_CONNECTED,
                 )
-            setattr(self._props, name, value)
+            validated(setattr, self._props, name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Assigning a name that is no property, method or attribute of the class is refused
@@ -198,7 +202,6 @@ class PropertyModel:
         raise NotImplementedError  # the message builder knows the headers
 
     # -- read-only properties -----------------------------------------------------------------
-
 
     @property
     def idle(self) -> bool:
@@ -241,12 +244,11 @@ class PropertyModel:
         if spec.mirrors:
             try:
                 self._set_mirror(spec.mirrors, parsed)
-            except ValueError as exc:
-                raise SMTPError(
-                    f"{spec.name}={value!r} is not valid: {exc}",
-                    code=ErrorCode.INVALID_SETTING_VALUE,
-                ) from exc
-            return
+            except InvalidPropertyError as exc:  # names the property; a secret's value never
+                error = SMTPError(f"{spec.name}: {exc}", code=ErrorCode.INVALID_SETTING_VALUE)
+            else:
+                return
+            raise error
         if spec.name == "OpenSSLPrngSeedData" and parsed:
             ssl.RAND_add(parsed.encode(), len(parsed))
         self._config.set(spec, parsed)
@@ -255,7 +257,8 @@ class PropertyModel:
         if target.startswith("firewall."):
             field = target.split(".", 1)[1]
             current = self._props.firewall.model_dump()
-            self._set_property("firewall", Firewall.model_validate({**current, field: value}))
+            firewall = validated(Firewall.model_validate, {**current, field: value})
+            self._set_property("firewall", firewall)
         else:
             self._set_property(target, value)
 
@@ -303,7 +306,6 @@ class PropertyModel:
             )
         raise SMTPError(f"{name} has no value", code=ErrorCode.UNKNOWN_SETTING)
 
-
     # -- resetting ---------------------------------------------------------------------------
 
     def _reset_properties(self) -> None:
@@ -324,7 +326,6 @@ class PropertyModel:
         with self._lock:
             for name in HEADER_PROPERTIES:
                 setattr(self._props, name, defaults[name].default)
-
 
 
 _NAMES: dict[type, list[str]] = {}

@@ -272,6 +272,32 @@ def test_unknown_names(query: str) -> None:
     assert info.value.code == ErrorCode.UNKNOWN_SETTING
 
 
+def test_an_unknown_name_is_shown_up_to_its_first_odd_character() -> None:
+    smtp = SMTP()
+    with pytest.raises(SMTPError) as info:
+        smtp.config("NoSuchSetting")
+    assert str(info.value) == "unknown configuration setting 'NoSuchSetting'"
+    with pytest.raises(SMTPError) as info:
+        smtp.config("FirewallPassword:pa55word")  # a colon for the equals sign
+    assert "'FirewallPassword' followed by other characters" in str(info.value)
+    assert "pa55word" not in f"{info.value!s} {info.value!r}"
+
+
+def test_a_refused_secret_setting_never_echoes_its_value() -> None:
+    """Whatever refuses the value (the table's check, an unsupported value), a secret
+    setting's error names the setting and not the value; other settings show it."""
+    from ipsmtp._config import Setting
+
+    for secret in (True, False):
+        checked = Setting("Token", str, "", secret=secret, check=lambda v: "too short")
+        unsupported = Setting("Token", str, "", secret=secret, unsupported=lambda v: "no")
+        for setting in (checked, unsupported):
+            with pytest.raises(SMTPError) as info:
+                setting.parse("pa55word")
+            assert "Token" in str(info.value)
+            assert ("pa55word" in f"{info.value!s} {info.value!r}") is not secret
+
+
 @pytest.mark.parametrize(
     ("word", "expected"),
     [

@@ -353,10 +353,83 @@ def test_ssl_accept_server_cert_takes_pem_and_der(cert_der: bytes) -> None:
     assert smtp.ssl_accept_server_cert == b""
 
 
-def test_validation_error_is_pydantic() -> None:
+def test_a_refused_value_is_an_smtp_error_and_a_value_error() -> None:
+    """A refused value raises `SMTPError` (code 102) that is also a `ValueError`, as the API
+    promises; pydantic's `ValidationError` is neither raised nor in the chain."""
     smtp = SMTP()
-    with pytest.raises(ValidationError):
+    with pytest.raises(SMTPError) as info:
         smtp.mail_port = 0
+    assert isinstance(info.value, ValueError)
+    assert info.value.code == ErrorCode.INVALID_SETTING_VALUE
+    assert info.value.__cause__ is None and info.value.__context__ is None
+    assert not isinstance(info.value, ValidationError)
+
+
+# (how the value is given, the message): one sentence naming the property and the rule,
+# none of pydantic's boilerplate ("1 validation error for", "[type=", "errors.pydantic.dev").
+MESSAGES: list[tuple[dict[str, Any], str]] = [
+    ({"mail_port": 70000}, "mail_port must be between 1 and 65535, got 70000"),
+    ({"MailPort": 0}, "mail_port must be between 1 and 65535, got 0"),
+    ({"timeout": -1}, "timeout must be at least 0, got -1"),
+    ({"mail_port": "abc"}, "mail_port must be a whole number, not str"),
+    ({"allow_extensions": "maybe"}, "allow_extensions must be True or False, not str"),
+    ({"subject": ["a"]}, "subject must be text (a str), not list"),
+    ({"subject": b"\xff"}, "subject must be text (a str; bytes must be UTF-8), not bytes"),
+    ({"message": 3}, "message must be bytes, not int"),
+    ({"ssl_context": 1}, "ssl_context must be an SSLContext or None, not int"),
+    ({"firewall": 5}, "firewall must be a Firewall or a dict of its fields, not int"),
+    ({"firewall": {"port": 99999}}, "firewall.port must be between 0 and 65535, got 99999"),
+    ({"Firewall": {"Port": -1}}, "firewall.port must be between 0 and 65535, got -1"),
+    ({"firewall": {"pasword": "x"}}, "Firewall has no property 'pasword' (in firewall)"),
+    ({"attachments": [3]}, "attachments[0] must be text (a str), not int"),
+    ({"subject": "a\nb"}, "subject must be a single line without control characters"),
+    ({"password": "a\nb"}, "password must not contain control characters"),
+    ({"mail_sever": "x"}, "SMTP has no property 'mail_sever'; did you mean 'mail_server'?"),
+    ({"importance": "x"}, "importance is not valid: 'x' is not a valid Importance"),
+    ({"send_to": "a b"}, "send_to 'a b' is not valid: "),
+]
+
+
+@pytest.mark.parametrize(("given", "message"), MESSAGES, ids=[m for _, m in MESSAGES])
+@pytest.mark.parametrize("how", ["constructor", "assignment"])
+def test_a_refusal_is_one_clear_sentence(given: dict[str, Any], message: str, how: str) -> None:
+    [(name, value)] = given.items()
+    if how == "assignment" and not hasattr(SMTP, name):
+        pytest.skip("assigning an unknown name is an AttributeError (did you mean ...)")
+    with pytest.raises(SMTPError) as info:
+        if how == "constructor":
+            SMTP(**given)
+        else:
+            setattr(SMTP(), name, value)
+    text = str(info.value)
+    assert text.startswith(message), text
+    for boilerplate in ("validation error", "[type=", "pydantic", "input_value", "\n"):
+        assert boilerplate not in text
+    assert info.value.__context__ is None and info.value.__cause__ is None
+
+
+def test_several_refusals_in_one_constructor_are_all_named() -> None:
+    with pytest.raises(SMTPError) as info:
+        SMTP(mail_port=0, timeout=-1)
+    assert "mail_port must be" in str(info.value) and "timeout must be" in str(info.value)
+
+
+def test_a_firewall_built_directly_refuses_like_a_property() -> None:
+    with pytest.raises(SMTPError) as info:
+        Firewall(port=70000, password=["x"])
+    assert isinstance(info.value, ValueError)
+    assert str(info.value) == (
+        "firewall.port must be between 0 and 65535, got 70000; "
+        "firewall.password must be text (a str), not list"
+    )
+
+
+def test_a_mirrored_setting_names_itself_and_the_property() -> None:
+    smtp = SMTP()
+    with pytest.raises(SMTPError) as info:
+        smtp.config("ReturnPath=a b")
+    assert str(info.value).startswith("ReturnPath: return_path 'a b' is not valid")
+    assert info.value.__cause__ is None and info.value.__context__ is None
 
 
 def test_boundary_values_accepted() -> None:

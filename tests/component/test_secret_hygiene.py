@@ -41,6 +41,7 @@ from typing import Any
 
 import pytest
 from krb5_realm import Realm, missing_tools
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from ipsmtp import SMTP, AuthMechanism, ErrorCode, SMTPAuthError, SMTPError
 from ipsmtp._config import SETTINGS
@@ -718,3 +719,327 @@ def test_processed_queue_files_hold_no_secret(
     }
     secrets = forms(secret, user) | forms(held[0] or held[1], user) | wire_forms([server])
     assert_clean(sources, secrets)
+
+
+# -- every secret, every value type, every assignment path ---------------------------------------
+#
+# The secrets are read from the model's metadata, not listed: every property or Firewall field
+# typed SecretStr, and every config setting marked `secret`. A new secret is covered as soon as
+# it is declared as one (and `test_secret_names_are_declared_secret` makes sure it is).
+
+SECRET_TEXT = "hunter2secret"
+SECRET_NUMBER = 73570123987  # a PIN-like secret given as an int
+
+
+def secret_properties() -> list[str]:
+    """Dotted names of every secret property: ``password``, ``firewall.password``..."""
+    found = [n for n, f in Properties.model_fields.items() if f.annotation is SecretStr]
+    for name, field in Properties.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            found += [
+                f"{name}.{sub}"
+                for sub, f in field.annotation.model_fields.items()
+                if f.annotation is SecretStr
+            ]
+    return sorted(found)
+
+
+SECRET_PROPERTIES = secret_properties()
+SECRET_SETTINGS = sorted(s.name for s in SETTINGS.values() if s.secret)
+
+
+def test_secret_names_are_declared_secret() -> None:
+    """Every setting that mirrors a secret property is a secret setting; every property,
+    field or setting named like a credential is declared secret."""
+    assert "password" in SECRET_PROPERTIES and "firewall.password" in SECRET_PROPERTIES
+    for setting in SETTINGS.values():
+        if setting.mirrors in SECRET_PROPERTIES:
+            assert setting.secret, setting.name
+        if re.search(r"password|token|secret|identity", setting.name, re.IGNORECASE):
+            assert setting.secret, setting.name
+    for name, field in Properties.model_fields.items():
+        if name == "token_provider":  # a function: the token it gives is checked below
+            continue
+        if re.search(r"password|token|secret", name):
+            assert field.annotation is SecretStr, name
+
+
+def test_a_token_provider_and_its_token_never_show() -> None:
+    """`token_provider` holds `OAuth2RefreshToken`'s client secret and refresh token (and,
+    once called, the access token): no repr, property or setting shows any of them."""
+    from ipsmtp._oauth2 import OAuth2RefreshToken
+
+    secrets = {PASSWORD, TOKEN, WRONG_TOKEN}
+    provider = OAuth2RefreshToken("https://auth.example.com/token", "id", PASSWORD, TOKEN)
+    provider._access = SecretStr(WRONG_TOKEN)  # as if a token had been fetched
+    smtp = SMTP(user=MAILBOX, auth_mechanism=AuthMechanism.XOAUTH2, token_provider=provider)
+    assert_clean(
+        {**accepted_sources(smtp), "provider": repr(provider) + str(provider)},
+        {s.encode() for s in secrets},
+    )
+
+
+class Sneaky:
+    """An object whose repr and str hold the secret."""
+
+    def __repr__(self) -> str:
+        return f"Sneaky({SECRET_TEXT!r})"
+
+    __str__ = __repr__
+
+
+def hostile_values() -> list[tuple[str, Any, str]]:
+    """(label, value, the secret it carries)."""
+    s, b = SECRET_TEXT, SECRET_TEXT.encode()
+    return [
+        ("str", s, s),
+        ("str+CRLF", s + "\r\n", s),
+        ("str+LF", s + "\n", s),
+        ("CR+str", "\r" + s, s),
+        ("str+NUL", s + "\0", s),
+        ("str+BEL", s + "\a", s),
+        ("str+ESC", s + "\x1b[2J", s),
+        ("str+DEL", s + "\x7f", s),
+        ("SecretStr+LF", SecretStr(s + "\n"), s),
+        ("bytes", b, s),
+        ("bytes+CRLF", b + b"\r\n", s),
+        ("bytes-not-utf8", b"\xff" + b, s),
+        ("bytearray", bytearray(b), s),
+        ("list", [s], s),
+        ("tuple", (s,), s),
+        ("dict-value", {"password": s}, s),
+        ("dict-key", {s: 1}, s),
+        ("int", SECRET_NUMBER, str(SECRET_NUMBER)),
+        ("object", Sneaky(), s),
+    ]
+
+
+HOSTILE = hostile_values()
+
+
+def assign_property(path: str, name: str, value: Any) -> Any:
+    """Give the secret property `name` the value `value` by `path`; return the component (or,
+    for a path that builds a new one, the component it built)."""
+    from ipsmtp import AsyncSMTP, SMTPPool
+    from ipsmtp._properties import Firewall
+    from ipsmtp.compat import ipworks
+
+    top, _, field = name.partition(".")
+    alias = Properties.model_fields[top].alias or top
+    if field:  # a field of a nested model (the Firewall)
+        model = Properties.model_fields[top].annotation
+        sub_alias = model.model_fields[field].alias or field  # type: ignore[union-attr]
+        given: Any = {"firewall_type": 1, "host": "proxy.example", field: value}
+        given_alias: Any = {"FirewallType": 1, "Host": "proxy.example", sub_alias: value}
+    else:
+        given = given_alias = value
+    smtp = SMTP(mail_server="127.0.0.1", user=USER)
+    if path == "constructor":
+        return SMTP(mail_server="127.0.0.1", user=USER, **{top: given})
+    if path == "constructor-ipworks-name":
+        return SMTP(mail_server="127.0.0.1", User=USER, **{alias: given_alias})
+    if path == "async-constructor":
+        return AsyncSMTP(mail_server="127.0.0.1", user=USER, **{top: given})
+    if path == "pool-constructor":
+        SMTPPool(mail_server="127.0.0.1", user=USER, **{top: given}).close()
+        return smtp
+    if path == "attribute":
+        setattr(smtp, top, given)
+    elif path == "attribute-ipworks-name":
+        setattr(smtp, alias, given_alias)
+    elif path == "model-object":  # Firewall(password=...) assigned, or built and refused
+        if not field:
+            pytest.skip("no model object for a top-level property")
+        smtp.firewall = Firewall(**given)
+    elif path == "from_properties":
+        key = {"password": "mail.smtp.password", "firewall.password": "mail.smtp.proxy.password"}
+        if name not in key:
+            pytest.fail(f"add the JavaMail key of the new secret {name} here")
+        props = {"mail.smtp.host": "127.0.0.1", "mail.smtp.user": USER, key[name]: value}
+        if field:
+            props["mail.smtp.proxy.host"] = "proxy.example"
+        return SMTP.from_properties(props)
+    elif path == "from_properties-override":
+        return SMTP.from_properties({"mail.smtp.host": "127.0.0.1"}, **{top: given})
+    elif path == "ipworks-constructor":
+        return ipworks.SMTP(mail_server="127.0.0.1", **{top: given})
+    elif path == "ipworks-setter":
+        shim = ipworks.SMTP(mail_server="127.0.0.1")
+        getattr(shim, f"set_{top}")(given)
+        return shim
+    else:
+        raise AssertionError(path)
+    return smtp
+
+
+PROPERTY_PATHS = [
+    "constructor",
+    "constructor-ipworks-name",
+    "async-constructor",
+    "pool-constructor",
+    "attribute",
+    "attribute-ipworks-name",
+    "model-object",
+    "from_properties",
+    "from_properties-override",
+    "ipworks-constructor",
+    "ipworks-setter",
+]
+
+
+def set_setting(path: str, name: str, value: Any) -> Any:
+    from ipsmtp.compat import ipworks
+
+    text = value if isinstance(value, str) else f"{value}"  # what config(f"{name}={v}") gets
+    if path == "config":
+        smtp = SMTP(mail_server="127.0.0.1", user=MAILBOX)
+        smtp.config(f"{name}={text}")
+        return smtp
+    if path == "config-lowercase-name":
+        smtp = SMTP(mail_server="127.0.0.1", user=MAILBOX)
+        smtp.config(f"{name.lower()}={text}")
+        return smtp
+    if path == "ipworks-config":
+        shim = ipworks.SMTP(mail_server="127.0.0.1", user=MAILBOX)
+        shim.config(f"{name}={text}")
+        return shim
+    if path == "from_properties":
+        keys = {"AuthorizationIdentity": "mail.smtp.sasl.authorizationid"}
+        if name not in keys:
+            pytest.skip(f"{name} has no JavaMail key")
+        return SMTP.from_properties({"mail.smtp.host": "127.0.0.1", keys[name]: value})
+    raise AssertionError(path)
+
+
+SETTING_PATHS = ["config", "config-lowercase-name", "ipworks-config", "from_properties"]
+
+
+def error_chain(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def accepted_sources(smtp: Any) -> dict[str, str | bytes]:
+    """What an accepted secret may show up in: reprs, every property, every config setting
+    that is not itself the secret (config() returns a secret setting to the caller)."""
+    found: dict[str, str | bytes] = {"repr(smtp)": repr(smtp), "str(smtp)": str(smtp)}
+    for name in (*Properties.model_fields, *READ_ONLY_PROPERTIES):
+        value = getattr(smtp, name)
+        found[f"smtp.{name} repr"] = repr(value)
+        found[f"smtp.{name} str"] = value if isinstance(value, bytes) else str(value)
+    for setting in SETTINGS.values():
+        if setting.secret:
+            continue
+        try:
+            found[f"config({setting.name})"] = smtp.config(setting.name)
+        except SMTPError as exc:
+            found[f"config({setting.name}) error"] = f"{exc!s} {exc!r}"
+    return found
+
+
+def check_outcome(
+    assign: Callable[[], Any], secret: str, logs: LogCapture, *, value_error: bool
+) -> str:
+    """Run `assign`; either it is accepted and nothing shows the secret, or it is refused with
+    an SMTPError that shows it nowhere. Returns what happened, for the failure report."""
+    secrets = forms(secret, USER) | {secret.encode()}
+    try:
+        made = assign()
+    except SMTPError as error:
+        if value_error:
+            assert isinstance(error, ValueError), repr(error)
+        chain = error_chain(error)
+        assert not [e for e in chain if isinstance(e, ValidationError)], chain
+        sources: dict[str, str | bytes] = {**error_sources(error), **logs.sources()}
+        sources["errors()"] = repr([getattr(e, "errors", list)() for e in chain])
+        assert_clean(sources, secrets)
+        return "refused"
+    assert_clean({**accepted_sources(made), **logs.sources(), "made": repr(made)}, secrets)
+    return "accepted"
+
+
+@pytest.mark.parametrize("path", PROPERTY_PATHS)
+@pytest.mark.parametrize("name", SECRET_PROPERTIES)
+def test_a_secret_property_never_shows_its_value(name: str, path: str, logs: LogCapture) -> None:
+    outcomes = {}
+    for label, value, secret in HOSTILE:
+        try:
+            outcomes[label] = check_outcome(
+                lambda value=value: assign_property(path, name, value),  # type: ignore[misc]
+                secret,
+                logs,
+                value_error=not path.startswith("ipworks"),  # the shim raises IPWorksError
+            )
+        except Exception as exc:  # a non-SMTPError, or a leak: report every value at once
+            outcomes[label] = f"FAILED: {type(exc).__name__}: {str(exc)[:300]}"
+    failed = {k: v for k, v in outcomes.items() if v.startswith("FAILED")}
+    assert not failed, "\n".join(f"{k}: {v}" for k, v in failed.items())
+    # Control characters and the types that are no text are refused, whatever the path.
+    if path != "from_properties":  # JavaMail properties are text: str() of anything is kept
+        for label in ("str+CRLF", "str+NUL", "str+BEL", "str+ESC", "list", "dict-key", "int"):
+            assert outcomes[label] == "refused", label
+
+
+@pytest.mark.parametrize("path", SETTING_PATHS)
+@pytest.mark.parametrize("name", SECRET_SETTINGS)
+def test_a_secret_setting_never_shows_its_value(name: str, path: str, logs: LogCapture) -> None:
+    outcomes = {}
+    for label, value, secret in HOSTILE:
+        try:
+            outcomes[label] = check_outcome(
+                lambda value=value: set_setting(path, name, value),  # type: ignore[misc]
+                secret,
+                logs,
+                value_error=False,
+            )
+        except Exception as exc:
+            outcomes[label] = f"FAILED: {type(exc).__name__}: {str(exc)[:300]}"
+    failed = {k: v for k, v in outcomes.items() if v.startswith("FAILED")}
+    assert not failed, "\n".join(f"{k}: {v}" for k, v in failed.items())
+    for label in ("str+CRLF", "str+NUL", "str+BEL", "str+ESC", "str+DEL"):
+        assert outcomes[label] == "refused", label
+
+
+def test_the_old_secret_stays_when_a_new_one_is_refused() -> None:
+    smtp = SMTP(password="old-pass", firewall={"firewall_type": 1, "password": "old-proxy"})
+    smtp.config("AuthorizationIdentity=old-token")
+    for value in (SECRET_TEXT + "\n", [SECRET_TEXT], Sneaky()):
+        with pytest.raises(SMTPError):
+            smtp.password = value
+        with pytest.raises(SMTPError):
+            smtp.firewall = {"firewall_type": 1, "password": value}
+    for text in (SECRET_TEXT + "\r\n", "\0" + SECRET_TEXT):
+        for setting in SECRET_SETTINGS:
+            with pytest.raises(SMTPError):
+                smtp.config(f"{setting}={text}")
+    assert smtp.password.get_secret_value() == "old-pass"
+    assert smtp.firewall.password.get_secret_value() == "old-proxy"
+    assert smtp.config("FirewallPassword") == "old-proxy"
+    assert smtp.config("AuthorizationIdentity") == "old-token"
+
+
+def test_a_misspelt_keyword_does_not_echo_its_value() -> None:
+    """``SMTP(pasword=...)``: the unknown name is named, its value (likely the secret) not."""
+    for kwargs in ({"pasword": SECRET_TEXT}, {"passwd": [SECRET_TEXT]}, {"Pasword": Sneaky()}):
+        with pytest.raises(SMTPError) as info:
+            SMTP(**kwargs)
+        assert next(iter(kwargs)) in str(info.value)
+        assert_clean(error_sources(info.value), {SECRET_TEXT.encode()})
+    with pytest.raises(SMTPError) as info:
+        SMTP(firewall={"pasword": SECRET_TEXT})
+    assert_clean(error_sources(info.value), {SECRET_TEXT.encode()})
+
+
+def test_a_setting_name_mistyped_with_its_value_is_not_echoed() -> None:
+    """``config("FirewallPassword:secret")`` (a colon for the equals sign) is an unknown name;
+    the error shows the name part only."""
+    smtp = SMTP()
+    for text in (f"FirewallPassword:{SECRET_TEXT}", f"AuthorizationIdentity {SECRET_TEXT}"):
+        with pytest.raises(SMTPError) as info:
+            smtp.config(text)
+        assert_clean(error_sources(info.value), {SECRET_TEXT.encode()})
+        assert text.split(":")[0].split(" ")[0] in str(info.value)
