@@ -62,7 +62,7 @@ class AsyncDriver(DriverBase[AsyncTransport]):
                             await asyncio.sleep(0)  # a fast peer never makes send() wait
                         value: object = None
                     elif kind is Read and transport is not None:
-                        value = await transport.recv()
+                        value = await transport.recv(request.begins)  # type: ignore[union-attr]
                     else:
                         value = await self._other(request)
                 except Exception as exc:

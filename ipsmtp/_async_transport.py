@@ -18,9 +18,10 @@ to drain, for the TLS handshake), or with `absolute` the operation started by `b
 `close()` aborts at once, dropping anything still queued. Call every method from the loop's
 thread; instead of an `Interrupter`, cancel the task or call `close()`.
 
-Not supported: TLS session resumption. `loop.start_tls()` makes the SSLObject itself and takes
-no session, so `start_tls()` ignores `session` and every handshake is a full one
-(`tls_session` still reports the new session).
+TLS session resumption: `loop.start_tls()` makes the SSLObject itself and takes no session.
+The contexts ipsmtp builds (`_tls.build_context`) make a `ResumingSSLObject`, which offers
+the session `start_tls()` names (`_tls.offering`); with a context of the caller's own
+(`ssl_context`), `session` is ignored and every handshake is a full one.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Literal, NoReturn
 
 from ._enums import FirewallType
 from ._errors import ErrorCode, SMTPConnectError, SMTPTLSError
+from ._tls import offering
 from ._transport import (
     ProxyRefused,
     ProxySettings,
@@ -45,6 +47,8 @@ from ._transport import (
     _apply_options,
     check_connect_reply,
     connect_request,
+    reply_limits,
+    tls_refused,
     translate,
 )
 
@@ -212,6 +216,7 @@ class AsyncTransport(Timed):
         self.settings = settings
         self.peer = peer
         self._deadline: float | None = None
+        self._limits = reply_limits(settings)
         self._closed = False
         self._ssl_object: ssl.SSLObject | None = None
         try:
@@ -313,16 +318,21 @@ class AsyncTransport(Timed):
             return b""
         return None
 
-    async def recv(self) -> bytes:
-        """Read what has arrived (at least one byte, or ``b""`` at end of stream)."""
+    async def recv(self, begins: int = 0) -> bytes:
+        """Read what has arrived (at least one byte, or ``b""`` at end of stream). `begins`
+        (a `Read.begins`) starts the deadline of a reply or of the greeting."""
         try:
             while True:
                 data = self._ready()
                 if data is not None:
+                    if begins:  # it was here already: the reply's deadline starts all the same
+                        self._start_reply(begins)
                     return data
-                await self._protocol.wait("data", self._step_timeout())
+                timeout = self._read_timeout(begins)
+                begins = 0
+                await self._protocol.wait("data", timeout)
         except Exception as exc:
-            _reraise(exc, f"waiting for {self.peer}")
+            _reraise(self._timed_out(exc), f"waiting for {self.peer}")
 
     def poll(self) -> bytes | None:
         """What has already arrived, without waiting: None when nothing is there."""
@@ -352,8 +362,8 @@ class AsyncTransport(Timed):
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, session: ssl.SSLSession | None
     ) -> None:
-        """Run the TLS handshake over the connection. `session` is ignored: asyncio cannot
-        resume a TLS session (see the module docstring)."""
+        """Run the TLS handshake over the connection, offering `session` when `context` can
+        (see the module docstring)."""
         protocol = self._protocol
         try:
             self._check_writable()
@@ -365,18 +375,22 @@ class AsyncTransport(Timed):
                 )
             step = self._step_timeout()
             try:
-                async with _timeout(step):  # before asyncio's own limit, which aborts
-                    transport = await asyncio.get_running_loop().start_tls(
-                        self._transport,
-                        protocol,
-                        context,
-                        server_hostname=server_hostname,
-                        ssl_handshake_timeout=step + 1 if step else _NO_LIMIT,
-                    )
+                with offering(session):
+                    async with _timeout(step):  # before asyncio's own limit, which aborts
+                        transport = await asyncio.get_running_loop().start_tls(
+                            self._transport,
+                            protocol,
+                            context,
+                            server_hostname=server_hostname,
+                            ssl_handshake_timeout=step + 1 if step else _NO_LIMIT,
+                        )
                 if transport is None:
                     raise ConnectionResetError(errno.ECONNRESET, "the connection was closed")
             except BaseException as exc:
                 self.close()  # loop.start_tls() closed the socket without telling `protocol`
+                if isinstance(exc, ValueError) and not isinstance(exc, ssl.SSLError):
+                    # Settings ssl refuses before the handshake: a host name it cannot send.
+                    raise tls_refused(exc, self.peer) from exc
                 if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError | TimeoutError):
                     # A reset mid-handshake is a failed handshake, as a close there is.
                     reason = exc.strerror or str(exc) or type(exc).__name__
@@ -393,6 +407,11 @@ class AsyncTransport(Timed):
         transport.set_write_buffer_limits(high=CHUNK, low=0)
         ssl_object = transport.get_extra_info("ssl_object")
         self._ssl_object = ssl_object if isinstance(ssl_object, ssl.SSLObject) else None
+
+    @property
+    def tls_resumed(self) -> bool:
+        """Did the TLS handshake resume a session?"""
+        return self._ssl_object is not None and bool(self._ssl_object.session_reused)
 
     @property
     def peer_certificate(self) -> bytes:

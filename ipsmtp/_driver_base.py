@@ -10,10 +10,12 @@ import ssl
 from typing import Generic, Protocol, TypeVar
 
 from ._tls import describe
-from ._transport import TransportTarget
+from ._transport import SessionStore, TransportTarget
 from .protocol._io import Peer, StartTLS, TLSInfo
 
 __all__ = ["DriverBase"]
+
+MAX_SESSIONS = 16  # TLS sessions kept per component (two per server: verifying or not)
 
 
 class _Transport(Protocol):
@@ -40,29 +42,41 @@ class DriverBase(Generic[TransportT]):
     def __init__(self) -> None:
         self.transport: TransportT | None = None
         self.target: TransportTarget | None = None
-        self._context: ssl.SSLContext | None = None  # of the last TLS handshake
+        # The context of the handshake under way, and whether it verifies; the same of the
+        # connection's completed handshake (None before it: no session to keep).
+        self._pending: tuple[ssl.SSLContext, bool] | None = None
+        self._context: ssl.SSLContext | None = None
+        self._verify = True
 
     def _adopt(self, transport: TransportT, target: TransportTarget) -> Peer:
         """A new connection is open: it becomes the driver's; the answer to `Connect`."""
         transport.begin()
-        self.transport, self.target, self._context = transport, target, None
+        self.transport, self.target, self._context, self._pending = transport, target, None, None
         return Peer(transport.peer, transport.peer_ip)
 
     def _tls_setup(self, request: StartTLS) -> tuple[ssl.SSLContext, ssl.SSLSession | None]:
-        """The context for the handshake `request` asks for, and the session to resume: only
-        one made with that same context (a session from another context, say the probe for a
-        pinned certificate, cannot be resumed with this one)."""
+        """The context for the handshake `request` asks for, and the session to resume.
+
+        Sessions are kept per server and verification mode, each with the context that made
+        it: a verifying handshake is never offered what a non-verifying one (a pin probe, a
+        certificate the application judged) negotiated, nor the reverse. The kept session is
+        taken out of the store: when its context is no longer the one in use (a TLS setting
+        changed) it is dropped; otherwise it is offered, and the connection's own session
+        takes its place once the handshake succeeds (`_keep_session`). A failed handshake
+        leaves nothing behind to offer again."""
         target = self.target
         assert target is not None
         context = target.make_context(request.verify)
-        self._context = context
+        self._pending, self._context = (context, request.verify), None
         store = target.session_store
-        kept = store.get(target.key) if store is not None else None
+        kept = store.pop(target.key(request.verify), None) if store is not None else None
         session = kept[1] if kept is not None and kept[0] is context else None
         return context, session
 
     def _tls_done(self, transport: TransportT) -> TLSInfo:
         """The answer to `StartTLS` once the handshake is complete."""
+        if self._pending is not None:
+            self._context, self._verify = self._pending
         self._keep_session()
         version, cipher, bits = transport.tls_details or ("", "", 0)
         der = transport.peer_certificate
@@ -75,7 +89,7 @@ class DriverBase(Generic[TransportT]):
             return
         session = transport.tls_session
         if session is not None and context is not None:
-            target.session_store[target.key] = (context, session)
+            _keep(target.session_store, target.key(self._verify), context, session)
 
     def begin(self) -> None:
         """An operation starts (its absolute deadline, when AbsoluteTimeout is set)."""
@@ -90,3 +104,16 @@ class DriverBase(Generic[TransportT]):
             return
         self._keep_session()
         transport.close()
+
+
+def _keep(
+    store: SessionStore,
+    key: tuple[str, int, bool],
+    context: ssl.SSLContext,
+    session: ssl.SSLSession,
+) -> None:
+    """Keep `session` as the newest; past MAX_SESSIONS, the oldest goes."""
+    store.pop(key, None)
+    store[key] = (context, session)
+    while len(store) > MAX_SESSIONS:
+        del store[next(iter(store))]

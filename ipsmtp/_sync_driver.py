@@ -51,7 +51,7 @@ class SyncDriver(DriverBase[Transport]):
                         transport.send(request.data)  # type: ignore[union-attr]
                         value: object = None
                     elif kind is Read and transport is not None:
-                        value = transport.recv()
+                        value = transport.recv(request.begins)  # type: ignore[union-attr]
                     elif kind is Poll and transport is not None:
                         value = transport.poll()
                     else:

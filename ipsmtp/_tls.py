@@ -8,14 +8,17 @@ and the client (`_client.py`) decides when to use `TLSSettings.verify` = False.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 import tempfile
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from ._errors import ErrorCode, SMTPTLSError
 
-__all__ = ["CertificateInfo", "TLSSettings", "build_context", "describe", "to_der"]
+__all__ = ["CertificateInfo", "TLSSettings", "build_context", "describe", "offering", "to_der"]
 
 # IPWorks SSLEnabledProtocols bits (each protocol has a client and a server bit).
 PROTOCOL_BITS: dict[int, ssl.TLSVersion] = {
@@ -86,7 +89,43 @@ def build_context(settings: TLSSettings) -> ssl.SSLContext:
         raise SMTPTLSError(
             f"cannot set up TLS: {exc}", code=ErrorCode.TLS_HANDSHAKE_FAILED
         ) from exc
+    context.sslobject_class = ResumingSSLObject  # asyncio's handshakes can resume sessions
     return context
+
+
+# -- TLS session resumption under asyncio ----------------------------------------------------
+
+_OFFERED: ContextVar[ssl.SSLSession | None] = ContextVar("ipsmtp_tls_session", default=None)
+
+
+class ResumingSSLObject(ssl.SSLObject):
+    """The `SSLObject` of the contexts `build_context` makes. asyncio's ``loop.start_tls()``
+    makes the SSLObject itself and gives it no session; this one offers the session that
+    `offering()` names, in the task that runs the handshake, before its first step. A
+    session that does not fit (made by another context) is not offered: the handshake is a
+    full one. A blocking socket is given its session directly (`_transport`)."""
+
+    _started = False
+
+    def do_handshake(self) -> None:
+        if not self._started:
+            self._started = True
+            session = _OFFERED.get()
+            if session is not None and not self.server_side:
+                with contextlib.suppress(ValueError):  # "refers to a different SSLContext"
+                    self.session = session
+        super().do_handshake()
+
+
+@contextlib.contextmanager
+def offering(session: ssl.SSLSession | None) -> Iterator[None]:
+    """While the block runs, a `ResumingSSLObject` starting its handshake in this task (or in
+    a callback it scheduled) offers `session`."""
+    token = _OFFERED.set(session)
+    try:
+        yield
+    finally:
+        _OFFERED.reset(token)
 
 
 def _load_client_cert(context: ssl.SSLContext, path: str, chain: str) -> None:

@@ -7,7 +7,9 @@ attached as ``__cause__``.
 
 Timeouts follow IPWorks: `timeout` seconds is an *inactivity* limit for each network step (a
 send that keeps moving bytes does not time out), unless `absolute` is set, in which case the
-whole operation started by `begin()` must finish by its deadline. 0 means no limit.
+whole operation started by `begin()` must finish by its deadline. 0 means no limit. On top of
+it each reply has a deadline (`reply_timeout`, `greeting_timeout`): a server that drips a
+byte now and then keeps every step alive, but not the reply (see `Timed`).
 
 `Interrupter.interrupt()` may be called from any thread (or a signal receiver): it shuts the
 socket down, which wakes a blocked `connect()`, `recv()` or `send()` at once, and the call then
@@ -66,6 +68,10 @@ class SocketSettings:
     connect_timeout: float = 60.0  # 0 = no limit
     timeout: float = 60.0  # 0 = no limit
     absolute: bool = False
+    # Seconds for one whole reply, from the read that begins it; None: REPLY_FACTOR x timeout
+    # (no limit when timeout is 0); 0: no limit. The greeting's: None = as reply_timeout.
+    reply_timeout: float | None = None
+    greeting_timeout: float | None = None
     family: int = socket.AF_UNSPEC
     prefer_family: int = 0  # try addresses of this family first (UseIPv6=2)
     local_host: str = ""
@@ -143,6 +149,8 @@ def translate(
         return SMTPTLSError(f"TLS failure while {what}: {exc}")
     if isinstance(exc, socket.gaierror):
         return SMTPConnectError(f"cannot resolve the host name while {what}: {exc}")
+    if connecting and isinstance(exc, ValueError):  # a host name IDNA cannot encode, say
+        return SMTPConnectError(f"{what} failed: {exc}", code=ErrorCode.CONNECT_FAILED)
     if isinstance(exc, OSError):
         code = ErrorCode.CONNECT_FAILED if connecting else ErrorCode.CONNECTION_LOST
         reason = exc.strerror or str(exc) or type(exc).__name__
@@ -173,13 +181,36 @@ def translate_errors(
         raise error from exc
 
 
+REPLY_FACTOR = 5  # the default reply deadline, in `timeout`s: 5 minutes at the default 60 s
+
+# Which setting limits a reply, by `Read.begins` (1: a reply, 2: the greeting).
+_LIMIT_NAMES = ("", "ReplyTimeout", "GreetingTimeout")
+
+
+def reply_limits(settings: SocketSettings) -> tuple[float, float, float]:
+    """The deadlines for a reply by `Read.begins`: (unused, a reply, the greeting); 0: none."""
+    reply = settings.reply_timeout
+    if reply is None:
+        reply = REPLY_FACTOR * settings.timeout
+    greeting = settings.greeting_timeout
+    return (0.0, reply, reply if greeting is None else greeting)
+
+
 class Timed:
-    """The timeout rule of both transports (IPWorks'): `settings.timeout` seconds for each
+    """The timeout rules of both transports. IPWorks': `settings.timeout` seconds for each
     network step, unless `settings.absolute`, when the whole operation started by `begin()`
-    must end by its deadline too. 0 means no limit."""
+    must end by its deadline too; 0 means no limit. And ipsmtp's: a reply must be in whole
+    within its deadline (`reply_limits`), counted from the `Read` that begins it, however
+    the server paces its bytes; a read while the reply is under way waits at most for what
+    is left of it. The clock is read when a reply begins and at each further read it takes,
+    never per byte."""
 
     settings: SocketSettings
+    peer: str
     _deadline: float | None = None
+    _limits: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    _reply_end: float | None = None  # the deadline of the reply being read (monotonic)
+    _reply_kind = 0  # what `_reply_end` limits: a `Read.begins`
 
     def begin(self) -> None:
         """Start an operation: with an absolute timeout, this sets its deadline."""
@@ -194,6 +225,53 @@ class Timed:
                 raise SMTPTimeoutError("the operation took longer than its absolute timeout")
             timeout = left if timeout is None else min(timeout, left)
         return timeout
+
+    def _read_timeout(self, begins: int) -> float | None:
+        """How long a read may wait: the step's timeout, or what is left of the reply's
+        deadline when that is less. `begins` (a `Read.begins`) starts a reply's deadline (or
+        the greeting's) now. Raises `SMTPTimeoutError` once the deadline has passed."""
+        timeout = self._step_timeout()
+        if begins:
+            limit = self._limits[begins]
+            self._reply_kind = begins
+            if not limit:
+                self._reply_end = None
+                return timeout
+            self._reply_end = time.monotonic() + limit
+            return limit if timeout is None or limit < timeout else timeout
+        end = self._reply_end
+        if end is None:
+            return timeout
+        left = end - time.monotonic()
+        if left <= 0:
+            raise self._late()
+        return left if timeout is None or left < timeout else timeout
+
+    def _start_reply(self, begins: int) -> None:
+        """Start a reply's deadline (by `begins`) without reading the step timeout."""
+        limit = self._limits[begins]
+        self._reply_kind = begins
+        self._reply_end = time.monotonic() + limit if limit else None
+
+    def _late(self) -> SMTPTimeoutError:
+        kind = self._reply_kind
+        what = "its greeting" if kind == 2 else "a whole reply"
+        return SMTPTimeoutError(
+            f"{self.peer} did not send {what} within {self._limits[kind]:g} seconds "
+            f"({_LIMIT_NAMES[kind]})"
+        )
+
+    def _timed_out(self, exc: Exception) -> Exception:
+        """`exc` raised by a read, or the reply-deadline error when the deadline ended it."""
+        end = self._reply_end
+        if (
+            end is not None
+            and isinstance(exc, TimeoutError)
+            and not isinstance(exc, SMTPError)
+            and time.monotonic() >= end
+        ):
+            return self._late()
+        return exc
 
 
 class Transport(Timed):
@@ -212,6 +290,7 @@ class Transport(Timed):
         self.interrupted = interrupted or Interrupter()
         self.interrupted.watch(sock)
         self._deadline: float | None = None
+        self._limits = reply_limits(settings)
         self._closed = False
 
     # -- connecting -------------------------------------------------------------------------
@@ -279,18 +358,19 @@ class Transport(Timed):
                 raise
             raise error from exc
 
-    def recv(self) -> bytes:
-        """Read what has arrived (at least one byte, or ``b""`` at end of stream)."""
+    def recv(self, begins: int = 0) -> bytes:
+        """Read what has arrived (at least one byte, or ``b""`` at end of stream). `begins`
+        (a `Read.begins`) starts the deadline of a reply or of the greeting."""
         try:
             if self.interrupted.is_set():
                 raise SMTPInterrupted("the operation was interrupted")
-            self.sock.settimeout(self._step_timeout())
+            self.sock.settimeout(self._read_timeout(begins))
             data = self.sock.recv(RECV_SIZE)
             if self.interrupted.is_set():
                 raise SMTPInterrupted("the operation was interrupted")
             return data
         except Exception as exc:
-            error = translate(exc, f"waiting for {self.peer}", self.interrupted)
+            error = translate(self._timed_out(exc), f"waiting for {self.peer}", self.interrupted)
             if error is exc:
                 raise
             raise error from exc
@@ -310,12 +390,7 @@ class Transport(Timed):
         """Run the TLS handshake over the current socket."""
         with translate_errors(f"negotiating TLS with {self.peer}", interrupted=self.interrupted):
             self.sock.settimeout(self._step_timeout())
-            wrapped = context.wrap_socket(
-                self.sock,
-                server_hostname=server_hostname,
-                session=session,
-                do_handshake_on_connect=False,
-            )
+            wrapped = _wrap(context, self.sock, server_hostname, session, self.peer)
             self.sock = wrapped
             try:
                 wrapped.do_handshake()
@@ -327,6 +402,11 @@ class Transport(Timed):
                 raise SMTPTLSError(
                     f"the connection was lost during the TLS handshake with {self.peer}: {reason}"
                 ) from exc
+
+    @property
+    def tls_resumed(self) -> bool:
+        """Did the TLS handshake resume a session?"""
+        return isinstance(self.sock, ssl.SSLSocket) and bool(self.sock.session_reused)
 
     @property
     def peer_certificate(self) -> bytes:
@@ -373,6 +453,41 @@ class Transport(Timed):
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+def _wrap(
+    context: ssl.SSLContext,
+    sock: socket.socket,
+    server_hostname: str | None,
+    session: ssl.SSLSession | None,
+    peer: str,
+) -> ssl.SSLSocket:
+    """`sock` wrapped for a client handshake, offering `session`. A session that does not
+    fit `context` (ssl: "refers to a different SSLContext") is not offered and the handshake
+    is a full one; settings ssl refuses (a server context, a host name it cannot send) are an
+    `SMTPTLSError`, never a raw `ValueError`. Nothing has been sent yet either way."""
+    try:
+        if server_hostname is not None:
+            # ssl encodes it only once `sock` is detached and would leave its descriptor open
+            server_hostname.encode("idna")
+        wrapped = context.wrap_socket(
+            sock, server_hostname=server_hostname, do_handshake_on_connect=False
+        )
+    except ValueError as exc:
+        if isinstance(exc, ssl.SSLError):  # SSLCertVerificationError is a ValueError too
+            raise
+        raise tls_refused(exc, peer) from exc
+    if session is not None:
+        # Set here, not through wrap_socket(session=...), which closes the socket when the
+        # session does not fit.
+        with contextlib.suppress(ValueError):
+            wrapped.session = session
+    return wrapped
+
+
+def tls_refused(exc: ValueError, peer: str) -> SMTPTLSError:
+    """The error for TLS settings ssl refuses before the handshake (`ValueError`)."""
+    return SMTPTLSError(f"cannot start TLS with {peer}: {exc}", code=ErrorCode.TLS_HANDSHAKE_FAILED)
 
 
 def _apply_options(sock: socket.socket, settings: SocketSettings) -> None:
@@ -545,20 +660,23 @@ def _connect_via_proxy(
     return sock
 
 
+# TLS sessions kept for resumption: by (host, port, verifying?), each with the context that
+# made it (a session can only be resumed with that context).
+SessionStore = dict[tuple[str, int, bool], tuple[ssl.SSLContext, ssl.SSLSession]]
+
+
 @dataclass(frozen=True)
 class TransportTarget:
     """What a driver needs to open a connection (`Connect.target`): where, how, through which
     proxy, and the TLS context factory (`make_context(verify)`). `session_store` keeps TLS
-    sessions by (host, port), each with the context that made it, for resumption, when
-    ReuseSSLSession asks for it."""
+    sessions for resumption when ReuseSSLSession asks for it (see `DriverBase`)."""
 
     host: str
     port: int
     socket: SocketSettings
     proxy: ProxySettings | None
     make_context: Callable[[bool], ssl.SSLContext]
-    session_store: dict[tuple[str, int], tuple[ssl.SSLContext, ssl.SSLSession]] | None = None
+    session_store: SessionStore | None = None
 
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.host, self.port)
+    def key(self, verify: bool) -> tuple[str, int, bool]:
+        return (self.host, self.port, verify)

@@ -27,7 +27,7 @@ from .._errors import (
     SMTPResponseError,
 )
 from .._reply import Reply
-from ._io import CLOSE, POLL, READ, Flow, Peer, TLSInfo, Write
+from ._io import CLOSE, POLL, READ, READ_GREETING, READ_REPLY, Flow, Peer, Read, TLSInfo, Write
 from ._observer import CLIENT, SERVER, Observer
 from ._session import Session, State
 from ._wire import NEED_DATA, Command, ReplyParser
@@ -66,12 +66,20 @@ class Channel:
         replies = yield from self.replies(1)
         return replies[0]
 
-    def replies(self, count: int) -> Flow[list[Reply]]:
-        """The next `count` replies, in order (see `read`)."""
+    def greeting(self) -> Flow[Reply]:
+        """The server's greeting: `read`, held to the greeting's deadline."""
+        replies = yield from self.replies(1, READ_GREETING)
+        return replies[0]
+
+    def replies(self, count: int, first: Read = READ_REPLY) -> Flow[list[Reply]]:
+        """The next `count` replies, in order (see `read`). The first `Read` for each reply
+        begins it (`first` for the first reply): the driver holds each to its deadline."""
         session = self.session
         replies: list[Reply] = []
         trace = self.observer.tracing()
+        begin = first
         while len(replies) < count:
+            wait = begin
             try:
                 while True:
                     event = session.next_event()
@@ -81,7 +89,8 @@ class Channel:
                         raise SMTPConnectError(
                             "the server closed the connection", code=ErrorCode.CONNECTION_LOST
                         )
-                    data = yield READ
+                    data = yield wait
+                    wait = READ
                     self.last_io = time.monotonic()
                     session.receive_data(data)
             except SMTPError:
@@ -99,6 +108,7 @@ class Channel:
                     reply=reply,
                 )
             replies.append(reply)
+            begin = READ_REPLY
         return replies
 
     def trace_reply(self, reply: Reply) -> None:
@@ -169,13 +179,15 @@ class Channel:
         """The whole reply that `data` begins (read on until it is complete); raises for end of
         stream or a malformed or over-long reply."""
         parser = ReplyParser()
+        wait = READ_REPLY  # the reply began arriving unasked: its deadline starts here
         while data:
             parser.feed(data)
             parsed = parser.next_reply()  # SMTPProtocolError for a malformed reply
             if isinstance(parsed, Reply):
                 self.trace_reply(parsed)
                 return parsed
-            data = yield READ
+            data = yield wait
+            wait = READ
         raise SMTPConnectError(
             "the server closed the connection during the message content",
             code=ErrorCode.CONNECTION_LOST,

@@ -11,13 +11,18 @@ decides, the drivers (`ipsmtp._sync_driver`, `ipsmtp._async_driver`) only move b
 | `Connect`   | opens TCP (through the proxy), replacing no connection | `Peer`             |
 | `StartTLS`  | runs the TLS handshake on the open connection          | `TLSInfo`          |
 | `Write`     | writes every byte                                      | None               |
-| `Read`      | waits for bytes                                        | bytes (b"": EOF)   |
+| `Read`      | waits for bytes (starting a reply's deadline: `begins`)| bytes (b"": EOF)   |
 | `Poll`      | looks for bytes without waiting                        | bytes, b"" or None |
 | `Close`     | closes the connection (never fails)                    | None               |
 | `NextChunk` | takes the next piece of message content from a source  | bytes, None at end |
 
 The driver's own settings (socket options, proxy, TLS contexts) travel opaquely in
 `Connect.target`: the core never looks inside.
+
+Deadlines: the core reads no clock. Each `Read` says whether a reply begins with it
+(`READ_GREETING`, `READ_REPLY`) or one is under way (`READ`); the driver holds the reply to its
+deadline (GreetingTimeout, ReplyTimeout) from the read that begins it to the last one before the
+next begins, on top of the plain per-step timeout.
 """
 
 from __future__ import annotations
@@ -93,9 +98,22 @@ class Write:
 
 
 class Read:
-    """Wait for the next bytes from the server. One shared instance: it carries nothing."""
+    """Wait for the next bytes from the server. `begins` says what starts with this wait:
+    `MORE` (0: the reply under way goes on), `REPLY` (a reply: its deadline starts now) or
+    `GREETING` (the greeting, which has a deadline of its own). Three shared instances:
+    `READ`, `READ_REPLY`, `READ_GREETING`."""
 
-    __slots__ = ()
+    __slots__ = ("begins",)
+
+    MORE = 0
+    REPLY = 1
+    GREETING = 2
+
+    def __init__(self, begins: int) -> None:
+        self.begins = begins
+
+    def __repr__(self) -> str:
+        return f"Read({('MORE', 'REPLY', 'GREETING')[self.begins]})"
 
 
 class Poll:
@@ -120,7 +138,9 @@ class NextChunk:
     blocking: bool = False
 
 
-READ = Read()
+READ = Read(Read.MORE)
+READ_REPLY = Read(Read.REPLY)
+READ_GREETING = Read(Read.GREETING)
 POLL = Poll()
 CLOSE = Close()
 
