@@ -23,17 +23,20 @@ import contextlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from email.message import EmailMessage
-from typing import IO, Any, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._async_driver import AsyncDriver
 from ._building import Prepare, open_message_file, read_header_block, remaining_size
 from ._errors import SMTPError, SMTPInterrupted
 from ._message import HEADER_LIMIT, ends_header_block
-from ._operations import Operations
-from ._queue import advance, process_batches, write_entry
+from ._operations import Operations, tells_interrupt
+from ._queue import Batch, Journal, advance, process_batches, write_entry
 from ._reply import Reply
 from ._values import QueueReport, SendResult
 from .protocol._io import Flow
+
+if TYPE_CHECKING:
+    from ._async_pool import AsyncSMTPPool
 
 __all__ = ["AsyncSMTP"]
 
@@ -105,7 +108,7 @@ class AsyncSMTP(Operations):
                     self._driver.close()
                     self._abandon()
                 interrupted = self._driver.interrupted and isinstance(exc, SMTPError)
-                if interrupted and not isinstance(exc, SMTPInterrupted):
+                if interrupted and not tells_interrupt(exc):
                     raise SMTPInterrupted("the operation was interrupted") from exc
                 raise
             finally:
@@ -140,7 +143,9 @@ class AsyncSMTP(Operations):
 
     def interrupt(self) -> None:
         """Stop the operation in progress: it raises `SMTPInterrupted` and the connection is
-        closed. Does nothing when idle. Safe from another thread or a signal receiver."""
+        closed (a send interrupted after its end of data went out, before the reply, raises
+        the unknown-outcome error, code 607). Does nothing when idle. Safe from another
+        thread or a signal receiver."""
         loop = self._loop
         if loop is None or self._idle:
             return
@@ -281,28 +286,60 @@ class AsyncSMTP(Operations):
         atomically (in a worker thread) and return that path."""
         async with self._operation():
             entry, chunks = self._queue_entry()
-            return await asyncio.to_thread(write_entry, os.fspath(queue_dir), entry, chunks)
+            policy = self._retry_policy()
+            return await asyncio.to_thread(write_entry, os.fspath(queue_dir), entry, chunks, policy)
 
-    async def process_queue(self, queue_dir: str | os.PathLike[str]) -> QueueReport:
-        """Send every queued message in `queue_dir`; see `SMTP.process_queue`."""
+    async def process_queue(
+        self, queue_dir: str | os.PathLike[str], pool: AsyncSMTPPool | None = None
+    ) -> QueueReport:
+        """Send every due queued message in `queue_dir`, over the connections of `pool` (an
+        `AsyncSMTPPool`) when given; see `SMTP.process_queue`."""
         async with self._operation():
-            batches = process_batches(os.fspath(queue_dir), keep=self._config["KeepQueue"])
+            batch_size = 32
+            if pool is not None:
+                from ._async_pool import AsyncSMTPPool
+
+                if not isinstance(pool, AsyncSMTPPool):
+                    raise TypeError(f"pool must be an AsyncSMTPPool, not {type(pool).__name__}")
+                batch_size = max(batch_size, pool.settings.window)
+            batches = process_batches(
+                os.fspath(queue_dir),
+                keep=self._config["KeepQueue"],
+                batch=batch_size,
+                policy=self._retry_policy(),
+            )
             try:  # claims, renames and .error files in a worker thread
-                paths, report = await asyncio.to_thread(advance, batches, None)
-                while paths is not None:
-                    results = await self._send_queued(paths)
-                    paths, report = await asyncio.to_thread(advance, batches, results)
+                batch, report = await asyncio.to_thread(advance, batches, None)
+                while batch is not None:
+                    if pool is None:
+                        results = await self._send_queued(batch)
+                    else:
+                        results = await _send_queued_by(pool, batch)
+                    batch, report = await asyncio.to_thread(advance, batches, results)
             finally:
-                batches.close()
+                batches.close()  # after an error: records what is known, releases claims
             assert report is not None
             return report
 
-    async def _send_queued(self, paths: list[str]) -> list[SendResult]:
+    async def _send_queued_part(self, part: Journal) -> list[SendResult]:
+        """Send part of a queue batch as a pooled connection (`process_queue` with a pool)."""
+        async with self._operation():
+            return await self._send_queued(part)
+
+    async def _send_queued(self, batch: Journal) -> list[SendResult]:
         files: list[IO[bytes]] = []
         try:
-            return await self._driver.run(self._queued_flow(paths, files))
+            return await self._driver.run(self._queued_flow(batch, files))
         finally:
             for f in files:
                 f.close()
 
 
+async def _send_queued_by(pool: AsyncSMTPPool, batch: Batch) -> list[SendResult]:
+    """A queue batch spread over the pool's connections, each sending its part with the
+    batch's durable marks."""
+
+    async def send(connection: AsyncSMTP, indexes: list[int]) -> list[SendResult]:
+        return await connection._send_queued_part(batch.part(indexes))
+
+    return await pool._send_groups(range(len(batch.paths)), send)

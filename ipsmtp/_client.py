@@ -13,20 +13,24 @@ is back between transactions, otherwise it is closed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from email.message import EmailMessage
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from ._building import open_message_file, read_header_block, remaining_size
 from ._errors import SMTPInterrupted
-from ._operations import Operations
-from ._queue import process, write_entry
+from ._operations import Operations, tells_interrupt
+from ._queue import Batch, Journal, process, write_entry
 from ._sync_driver import SyncDriver
 from ._transport import Interrupter
 from ._values import QueueReport, SendResult
 from .protocol._io import Flow
+
+if TYPE_CHECKING:
+    from ._pool import SMTPPool
 
 __all__ = ["SMTP"]
 
@@ -135,7 +139,7 @@ class SMTP(Operations):
                     # A receiver raised, or the session stopped mid-step: its state is unknown.
                     self._driver.close()
                     self._abandon()
-                if self._interrupter.is_set() and not isinstance(exc, SMTPInterrupted):
+                if self._interrupter.is_set() and not tells_interrupt(exc):
                     raise SMTPInterrupted("the operation was interrupted") from exc
                 raise
             finally:
@@ -178,7 +182,9 @@ class SMTP(Operations):
 
     def interrupt(self) -> None:
         """Stop the operation in progress (safe from another thread or a signal receiver). The
-        operation raises `SMTPInterrupted` and the connection is closed. Does nothing when
+        operation raises `SMTPInterrupted` and the connection is closed; except that a send
+        interrupted after its end of data went out, before the reply, raises the
+        unknown-outcome error (code 607): the server may have the message. Does nothing when
         idle."""
         if not self._idle:
             self._interrupter.interrupt()
@@ -280,21 +286,57 @@ class SMTP(Operations):
         atomically and return that path. The directory must exist."""
         with self._operation():
             entry, chunks = self._queue_entry()
-            return write_entry(os.fspath(queue_dir), entry, chunks)
+            return write_entry(os.fspath(queue_dir), entry, chunks, self._retry_policy())
 
-    def process_queue(self, queue_dir: str | os.PathLike[str]) -> QueueReport:
-        """Send every ``.queued`` message in `queue_dir` over one connection, pipelined like
-        `send_messages`, after any ``.sending`` file a crashed process left behind. Each file
-        is claimed (locked, then renamed ``.sending``); after the server accepted it, it is
-        deleted (or renamed ``.sent`` when KeepQueue is true); on failure it is renamed,
-        unchanged, to ``.failed`` with the reason in ``<id>.error``."""
+    def process_queue(
+        self, queue_dir: str | os.PathLike[str], pool: SMTPPool | None = None
+    ) -> QueueReport:
+        """Send every due ``.queued`` message in `queue_dir` over one connection, pipelined
+        like `send_messages`, after any ``.sending`` file a crashed process left behind. Each
+        file is claimed (locked, then renamed ``.sending``); its fate is recorded as soon as
+        its reply is in: accepted, it is deleted (or renamed ``.sent`` when KeepQueue is true);
+        after a temporary failure, with a retry schedule (QueueRetrySchedule), it goes back to
+        ``.queued`` with a not-before time; else it is renamed, unchanged, to ``.failed`` with
+        the reason in ``<id>.error``. With `pool` (an `SMTPPool`), the messages go over the
+        pool's connections (its server and settings); this instance's config still decides
+        each file's fate. See docs/queue.md for crashes, interrupts and a full disk (an
+        `SMTPError`, FILE_ERROR)."""
         with self._operation():
-            return process(os.fspath(queue_dir), self._send_queued, keep=self._config["KeepQueue"])
+            send: Callable[[Batch], list[SendResult]] = self._send_queued
+            batch = 32
+            if pool is not None:
+                from ._pool import SMTPPool
 
-    def _send_queued(self, paths: list[str]) -> list[SendResult]:
+                if not isinstance(pool, SMTPPool):
+                    raise TypeError(f"pool must be an SMTPPool, not {type(pool).__name__}")
+                send, batch = functools.partial(_send_queued_by, pool), pool.settings.window
+            return process(
+                os.fspath(queue_dir),
+                send,
+                keep=self._config["KeepQueue"],
+                batch=max(32, batch),
+                policy=self._retry_policy(),
+            )
+
+    def _send_queued_part(self, part: Journal) -> list[SendResult]:
+        """Send part of a queue batch as a pooled connection (`process_queue` with a pool)."""
+        with self._operation():
+            return self._send_queued(part)
+
+    def _send_queued(self, batch: Journal) -> list[SendResult]:
         files: list[IO[bytes]] = []
         try:
-            return self._driver.run(self._queued_flow(paths, files))
+            return self._driver.run(self._queued_flow(batch, files))
         finally:
             for f in files:
                 f.close()
+
+
+def _send_queued_by(pool: SMTPPool, batch: Batch) -> list[SendResult]:
+    """A queue batch spread over the pool's connections, each sending its part with the
+    batch's durable marks."""
+
+    def send(connection: SMTP, indexes: list[int]) -> list[SendResult]:
+        return connection._send_queued_part(batch.part(indexes))
+
+    return pool._send_groups(range(len(batch.paths)), send)

@@ -51,6 +51,7 @@ class ErrorCode(IntEnum):
     MESSAGE_TOO_LARGE = 107
     READ_ONLY = 108
     BUSY = 109
+    INVALID_HEADER = 110
     # 2xx: connection
     CONNECT_FAILED = 201
     CONNECTION_LOST = 202

@@ -24,11 +24,13 @@ class Header:
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """One envelope recipient, from `send_to`, `cc` or `bcc`."""
+    """One envelope recipient, from `send_to`, `cc` or `bcc`. `options` is the recipient's
+    own RCPT parameters (IPWorks MessageRecipients Options), such as ``NOTIFY=SUCCESS``."""
 
     address: str
     recipient_type: RecipientType
     name: str = ""
+    options: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +57,23 @@ class SendResult:
 
 @dataclass(frozen=True, slots=True)
 class QueueReport:
-    """What `process_queue()` did: the queue files sent and those that failed.
+    """What `process_queue()` did with each queue file it looked at.
 
-    `failed` maps each failed file (now ``.failed``) to the reason; `transient` lists the failed
-    files whose failure was temporary (a 4xx reply, a timeout or a lost connection), worth
-    retrying later. `recovered` lists the ``.sending`` files a crashed process had left, which
-    this run claimed and sent again (each is also in `sent` or `failed`).
+    `sent` lists the files the server accepted (deleted, or ``.sent`` with KeepQueue).
+    `failed` maps each file that failed for good (now ``.failed``) to the reason; `transient`
+    lists those of them whose last failure was temporary (a 4xx reply, a timeout or a
+    connection lost before the end of data: without a retry schedule, or past QueueMaxAge),
+    worth retrying later. `retried` lists the files put back as ``.queued`` after a temporary
+    failure, to be tried again after their not-before time (QueueRetrySchedule); `deferred`
+    the ``.queued`` files left alone because that time had not come. `recovered` lists the
+    files a crashed process had left: a ``.sending`` one (its end of data never went out) was
+    sent again and is also in `sent`, `retried` or `failed`; an ``.unconfirmed`` one (the
+    server may have it) was not sent again: it is in `failed`, with an unknown outcome (607).
     """
 
     sent: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     transient: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)

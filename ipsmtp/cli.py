@@ -5,12 +5,20 @@ the coloured trace is a `pi_trail` receiver, the progress bar a `transfer` recei
 second code path for sending.
 
 Exit codes: 0 sent; 2 usage error; 3 connection or timeout; 4 TLS; 5 authentication;
-6 recipients refused; 7 other server refusal; 8 protocol error; 1 anything else.
+6 recipients refused; 7 other server refusal; 8 protocol error; 9 some queued messages failed
+(``queue process``) or were not put back (``queue retry``); 1 anything else. The ``queue``
+commands are in `ipsmtp._cli_queue`.
+
+Everything printed that came from outside (a server's replies and greeting, the trace, error
+messages, a queue file's sender and reason, what a client gave `serve`) goes through `shown()`:
+a hostile server must not be able to clear the screen, move the cursor, open a link or write
+a fake "delivered" line. JSON output is safe as it is: `json.dumps` escapes every control.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import warnings
@@ -44,14 +52,48 @@ from ._values import SendResult
 
 __all__ = ["main"]
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+
+def make_console(stderr: bool = False, width: int | None = None) -> Console:
+    """A console that adds no interpretation of its own: no highlighting, no :emoji: codes
+    (`width`: its columns; None: the terminal's, or 80)."""
+    return Console(stderr=stderr, highlight=False, emoji=False, width=width)
+
+
+console = make_console()
+errors = make_console(stderr=True)
 _TLS_MODES = {
     "auto": SSLStartMode.AUTOMATIC,
     "implicit": SSLStartMode.IMPLICIT,
     "starttls": SSLStartMode.EXPLICIT,
     "none": SSLStartMode.NONE,
 }
+
+
+# What a terminal acts on instead of showing: the C0 controls (ESC, CR, BEL, backspace, ...;
+# tab and line feed too), DEL, the C1 controls (U+009B is a one-character CSI), and the Unicode
+# characters that end a line or reorder text (line and paragraph separators, bidirectional
+# marks, embeddings, overrides and isolates).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_CONTROLS_BUT_LF = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]"
+)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(text: object, *, lines: bool = False) -> str:
+    """`text` from outside as rich markup that prints it literally: each control character
+    as an escape (ESC as ``\\x1b``), rich markup (``[bold]``, ``[link=...]``) inert. With
+    `lines`, line breaks (LF or CR LF) stay line breaks."""
+    value = str(text)
+    if lines:
+        value = _CONTROLS_BUT_LF.sub(_escaped, value.replace("\r\n", "\n"))
+    else:
+        value = _CONTROLS.sub(_escaped, value)
+    return escape(value)
 
 
 def exit_code(error: BaseException) -> int:
@@ -78,12 +120,12 @@ def show_trace(smtp: SMTP, out: Console) -> Iterator[None]:
     def on_trail(sender: Any, direction: int, message: str, tls: bool, **kw: Any) -> None:
         lock = "🔒" if tls else "  "
         if direction == 0:
-            out.print(f"{lock} [cyan]C: {escape(message)}[/]")
+            out.print(f"{lock} [cyan]C: {shown(message)}[/]")
         elif direction == 1:
             color = "red" if message[:1] in ("4", "5") else "green"
-            out.print(f"{lock} [{color}]S: {escape(message)}[/]")
+            out.print(f"{lock} [{color}]S: {shown(message)}[/]")
         else:
-            out.print(f"{lock} [dim]*  {escape(message)}[/]")
+            out.print(f"{lock} [dim]*  {shown(message)}[/]")
 
     signals.pi_trail.connect(on_trail, sender=smtp)
     try:
@@ -130,11 +172,11 @@ def show_progress(smtp: SMTP, out: Console) -> Iterator[None]:
 def result_table(result: SendResult) -> Table:
     table = Table(show_header=False, box=None)
     # Everything here came from the server or the user: never rich markup.
-    table.add_row("accepted", escape(", ".join(result.accepted) or "-"))
+    table.add_row("accepted", shown(", ".join(result.accepted) or "-"))
     for address, reply in result.rejected.items():
-        table.add_row("rejected", escape(f"{address}: {reply}"))
-    table.add_row("reply", escape(str(result.reply)))
-    table.add_row("message-id", escape(result.message_id or "-"))
+        table.add_row("rejected", shown(f"{address}: {reply}"))
+    table.add_row("reply", shown(result.reply))
+    table.add_row("message-id", shown(result.message_id or "-"))
     return table
 
 
@@ -198,20 +240,20 @@ def demo(plain: bool) -> None:
             with show_trace(smtp, console):
                 result = smtp.send()
         except SMTPError as error:
-            console.print(f"[red]send failed: {escape(str(error))}[/]")
+            console.print(f"[red]send failed: {shown(error)}[/]")
             sys.exit(exit_code(error))
         console.rule("result")
         console.print(result_table(result))
         [received] = server.wait_for_messages(1)
         console.rule("what the server received")
         console.print(
-            f"MAIL FROM:<{received.mail_from}>  (TLS: {received.tls}, "
-            f"AUTH user: {received.auth_user})"
+            f"MAIL FROM:<{shown(received.mail_from)}>  (TLS: {received.tls}, "
+            f"AUTH user: {shown(received.auth_user)})"
         )
         for rcpt in received.rcpt_tos:
-            console.print(f"RCPT TO:<{rcpt}>")
+            console.print(f"RCPT TO:<{shown(rcpt)}>")
         console.print()
-        console.print(escape(received.data.decode("utf-8", "replace")))
+        console.print(shown(received.data.decode("utf-8", "replace"), lines=True))
         console.print(
             "[dim]audit@example.com was a Bcc recipient: it is in the envelope, "
             "not in the message.[/]"
@@ -295,7 +337,7 @@ def usage_error(message: str, as_json: bool, out: Console) -> None:
     if as_json:
         print(json.dumps({"error": "UsageError", "code": 2, "message": message}))
     else:
-        out.print(f"[red]invalid option: {escape(message)}[/]")
+        out.print(f"[red]invalid option: {shown(message)}[/]")
     sys.exit(2)
 
 
@@ -319,7 +361,7 @@ def fail(error: SMTPError, as_json: bool, out: Console) -> None:
             json.dumps({"error": type(error).__name__, "code": error.code, "message": str(error)})
         )
     else:
-        errors.print(f"[red]{type(error).__name__}: {escape(str(error))}[/]")
+        errors.print(f"[red]{type(error).__name__}: {shown(error)}[/]")
     sys.exit(exit_code(error))
 
 
@@ -377,7 +419,7 @@ def send(
     headers: tuple[str, ...],
 ) -> None:
     """Send one message."""
-    out = Console(stderr=True, highlight=False) if as_json else console
+    out = make_console(stderr=True) if as_json else console
     try:
         text = body if body is not None else (body_file.read() if body_file else "")
     except UnicodeDecodeError as error:
@@ -429,7 +471,7 @@ def verify(
 ) -> None:
     """Ask the server about ADDRESS (VRFY). Exit 0 when it knows it or will try (250, 251,
     252), 7 when it refuses."""
-    out = Console(stderr=True, highlight=False) if as_json else console
+    out = make_console(stderr=True) if as_json else console
     settings = connect_settings(server, port, tls, require_tls, user, password, timeout)
     smtp = make_component(settings, configs, out, as_json)
     try:
@@ -445,89 +487,7 @@ def verify(
     if as_json:
         print(json.dumps({"address": address, "reply": reply, "text": text}))
     else:
-        out.print(f"{escape(address)}: {escape(reply)}")
-
-
-@main.group()
-def queue() -> None:
-    """Look at and send a queue directory (written by SMTP.queue())."""
-
-
-@queue.command("list")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
-def queue_list(directory: str, as_json: bool) -> None:
-    """List the messages in DIRECTORY: queued, sending, failed (with the reason) and sent."""
-    from ._queue import list_entries
-
-    entries = list_entries(directory)
-    if as_json:
-        print(json.dumps([entry.as_dict() for entry in entries]))
-        return
-    table = Table("id", "state", "from", "to", "bytes", "queued at", "reason", box=None)
-    for entry in entries:
-        table.add_row(
-            entry.id,
-            entry.state,
-            escape(entry.sender),
-            escape(", ".join(entry.recipients)),
-            str(entry.size),
-            entry.created,
-            escape(entry.reason),
-        )
-    console.print(table)
-    states = {state: sum(e.state == state for e in entries) for state in ("queued", "failed")}
-    console.print(f"{len(entries)} files: {states['queued']} queued, {states['failed']} failed")
-
-
-@queue.command("process")
-@connection_options
-@click.argument("directory", type=click.Path(exists=True, file_okay=False))
-def queue_process(
-    server: str,
-    port: int,
-    tls: str,
-    require_tls: bool,
-    user: str,
-    password: str,
-    configs: tuple[str, ...],
-    timeout: int,
-    trace: bool,
-    as_json: bool,
-    directory: str,
-) -> None:
-    """Send every queued message in DIRECTORY. Exit 0 when all were sent, 9 when some
-    failed (their files are now .failed, the reason in .error)."""
-    out = Console(stderr=True, highlight=False) if as_json else console
-    settings = connect_settings(server, port, tls, require_tls, user, password, timeout)
-    smtp = make_component(settings, configs, out, as_json)
-    try:
-        with maybe_trace(smtp, out, trace):
-            report = smtp.process_queue(directory)
-    except SMTPError as error:
-        fail(error, as_json, out)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "sent": report.sent,
-                    "failed": report.failed,
-                    "transient": report.transient,
-                    "recovered": report.recovered,
-                }
-            )
-        )
-    else:
-        for path in report.recovered:
-            out.print(f"[yellow]recovered[/] {escape(path)} (left by a crashed process)")
-        for path in report.sent:
-            out.print(f"[green]sent[/] {escape(path)}")
-        for path, reason in report.failed.items():
-            kind = "temporary" if path in report.transient else "permanent"
-            out.print(f"[red]failed ({kind})[/] {escape(path)}: {escape(reason)}")
-        out.print(f"{len(report.sent)} sent, {len(report.failed)} failed")
-    if report.failed:
-        sys.exit(9)
+        out.print(f"{shown(address)}: {shown(reply)}")
 
 
 @main.command()
@@ -602,11 +562,11 @@ def serve(
             print(json.dumps(line), flush=True)
         else:
             console.print(
-                f"{line['time']}  {escape(message.mail_from)} -> "
-                f"{escape(', '.join(message.rcpt_tos))}  {line['bytes']} bytes  "
-                f"{escape(subject)}"
-                + ("  [TLS]" if message.tls else "")
-                + (f"  [user {escape(message.auth_user)}]" if message.auth_user else "")
+                f"{line['time']}  {shown(message.mail_from)} -> "
+                f"{shown(', '.join(message.rcpt_tos))}  {line['bytes']} bytes  "
+                f"{shown(subject)}"
+                + ("  \\[TLS]" if message.tls else "")
+                + (f"  \\[user {shown(message.auth_user)}]" if message.auth_user else "")
             )
         seen += 1
         if count and seen >= count:
@@ -631,7 +591,7 @@ def serve(
             record_wire=False,
         ).start()
     except (OSError, ValueError) as error:
-        console.print(f"[red]cannot start the server: {escape(str(error))}[/]")
+        console.print(f"[red]cannot start the server: {shown(error)}[/]")
         sys.exit(3)
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:  # from here on Ctrl-C (and SIGTERM) stop the server cleanly
@@ -640,7 +600,8 @@ def serve(
         if as_json:
             print(json.dumps({"listening": where}), flush=True)
         else:
-            console.print(status + (f", saving to {maildir}" if maildir else "") + "; Ctrl-C stops")
+            saving = f", saving to {shown(maildir)}" if maildir else ""
+            console.print(f"{shown(status)}{saving}; Ctrl-C stops")
         while not done.wait(0.2):
             pass
     except KeyboardInterrupt:
@@ -653,6 +614,11 @@ def serve(
 def _stop_on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
+
+# The queue commands live in their own module, which uses the helpers above.
+from ._cli_queue import queue  # noqa: E402
+
+main.add_command(queue)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

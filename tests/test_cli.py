@@ -605,7 +605,8 @@ def test_queue_process_json_reports_sent_failed_transient_and_recovered(
     result = ipsmtp_cmd("queue", "process", str(tmp_path), *at(server), "--json")
     assert result.returncode == 9, result.stdout + result.stderr
     report = json_out(result)
-    assert set(report) == {"sent", "failed", "transient", "recovered"}
+    assert set(report) == {"sent", "failed", "transient", "recovered", "retried", "deferred"}
+    assert report["retried"] == [] and report["deferred"] == []  # no retry schedule
     failed = paths[2].removesuffix(".queued") + ".failed"
     assert sorted(report["sent"]) == sorted([paths[0], paths[1]])
     assert report["recovered"] == [sending]

@@ -35,11 +35,21 @@ Network and protocol errors close the connection; see `Connection`.
 
 LMTP (RFC 2033) answers the end of data once per accepted recipient; those replies decide
 each recipient's fate, and `SendResult.reply` is the last of them.
+
+Unknown outcome: once a message's end of data (the final dot, or ``BDAT ... LAST``) may have
+gone out, a lost or silent connection, or `interrupt()`, before its reply leaves its fate
+unknown: the server may have it. Its error then has code ``UNKNOWN_OUTCOME``, so that nothing
+retries it blindly; every other job still open gets the plain error.
+
+A batch that must keep each message's fate durably (the queue) gives the pipeline a `Journal`:
+its `record` flow runs once replies were read (at the end of `collect`) and right before the
+write that carries a job's end of data, so the mark "may have been sent" is kept before the
+server can have the message.
 """
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from .._errors import (
     ErrorCode,
@@ -66,7 +76,7 @@ from ._transaction import (
 )
 from ._wire import Command
 
-__all__ = ["NotSent", "Pipeline", "deliver", "outcome"]
+__all__ = ["Journal", "NotSent", "Pipeline", "deliver", "interrupted", "outcome"]
 
 _DATA = Command("DATA")
 SINGLE_FLIGHT_LIMIT = 4 << 20  # at most this much content in the first flight with BDAT
@@ -95,6 +105,7 @@ class _Job:
         self.rejected: dict[str, Reply] = {}
         self.outcome: SendResult | SMTPError | None = None
         self.empty_pending = False  # 354 received but nobody accepted: a lone dot is owed
+        self.tag = -1  # the caller's number for the job (its place in a batch)
 
     # -- the envelope replies --------------------------------------------------------------
 
@@ -180,6 +191,24 @@ class NotSent(Exception):
     """The connection closed before this job was sent: nothing of it went out."""
 
 
+class Journal(Protocol):
+    """Told when to record what is known of a batch's jobs (see the module docstring)."""
+
+    def record(self, ending: _Job | None) -> Flow[None]:
+        """Record the outcomes known now; then, when `ending` is given, that its end of data
+        is about to be written (before the flow goes on to write it)."""
+        ...
+
+
+# A lost connection, silence, or interrupt(): after the end of data, the outcome is unknown.
+_LOST = (SMTPConnectError, SMTPTimeoutError, SMTPInterrupted)
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Did `interrupt()` cause this error (directly, or as a message's unknown outcome)?"""
+    return isinstance(exc, SMTPInterrupted) or isinstance(exc.__cause__, SMTPInterrupted)
+
+
 class Pipeline:
     """Runs jobs on one connection in order; see the module docstring. Every method that
     talks to the server is a flow (see `_io`).
@@ -191,9 +220,12 @@ class Pipeline:
     (jobs whose outcome was still open get it too).
     """
 
-    def __init__(self, conn: Channel, options: DeliveryOptions) -> None:
+    def __init__(
+        self, conn: Channel, options: DeliveryOptions, journal: Journal | None = None
+    ) -> None:
         self.conn = conn
         self.options = options
+        self.journal = journal
         self.broken = False
         self._open: _Job | None = None  # DATA accepted: its content rides with the next job
         # A pipelined write whose replies are unread: (held job, new job, command count).
@@ -219,7 +251,7 @@ class Pipeline:
         except SMTPError as exc:  # nothing was sent for it: only this message fails
             job = _Job.__new__(_Job)
             job.outcome = exc
-            job.accepted, job.rejected = [], {}
+            job.accepted, job.rejected, job.tag = [], {}, -1
             return job
 
     def submit(self, job: _Job) -> Flow[None]:
@@ -230,7 +262,9 @@ class Pipeline:
         try:
             if self._unread is not None:
                 yield from self.collect()
-        except SMTPError:
+        except SMTPError as exc:
+            if interrupted(exc):
+                raise
             raise NotSent from None
         if self.conn.closed:
             raise NotSent
@@ -254,6 +288,8 @@ class Pipeline:
             else:
                 self._fail_open(exc)
             raise
+        if self.journal is not None:
+            yield from self.journal.record(None)  # the replies just read, kept at once
 
     def flush(self) -> Flow[None]:
         """Read what is unread, send the content still held back, and read its final reply."""
@@ -290,9 +326,9 @@ class Pipeline:
         the new job went out, so that one may go over a new connection (`NotSent`)."""
         try:
             yield from self.flush()
-        except SMTPInterrupted:
-            raise
         except SMTPError as exc:
+            if interrupted(exc):
+                raise
             raise NotSent from exc
 
     def _envelope_one_by_one(self, job: _Job) -> Flow[SMTPError | None]:
@@ -337,7 +373,7 @@ class Pipeline:
                 # The held message failed before its end (the server spoke or closed while
                 # it streamed): it gets the error; nothing of this job went out.
                 self._fail_open(exc)
-                if isinstance(exc, SMTPInterrupted):
+                if interrupted(exc):
                     raise
                 raise NotSent from exc
         out = [head]
@@ -418,6 +454,7 @@ class Pipeline:
             if job.content.on_chunk is not None:
                 job.content.on_chunk(data)
             payload = data if encoder is None else encoder.encode(data) + encoder.finish()
+            yield from self._before_end_of_data(job)
             self._bdat_out(out, payload, last=True)
             yield from conn.write(b"".join(out))
             self._progress_done(job, len(data))
@@ -469,7 +506,7 @@ class Pipeline:
         try:
             for _ in range(count):
                 replies.append((yield from self.conn.read()))
-        except (SMTPConnectError, SMTPTimeoutError) as exc:
+        except _LOST as exc:
             rcpts = replies[1 : 1 + len(job.rcpts)]
             refused = replies and replies[0].code // 100 != 2
             if refused or (len(rcpts) == len(job.rcpts) and all(r.code // 100 != 2 for r in rcpts)):
@@ -531,6 +568,7 @@ class Pipeline:
                     return
         tail = b"" if encoder is None else encoder.finish()
         out = []
+        yield from self._before_end_of_data(job)
         self._bdat_out(out, tail, last=True, replies=job.final_replies)
         yield from conn.write(b"".join(out))
         self._progress_done(job, sent, reported=sent > 0)
@@ -544,13 +582,21 @@ class Pipeline:
                         reply=reply,
                     )
             finals = yield from self.conn.replies(job.final_replies)
-        except (SMTPConnectError, SMTPTimeoutError) as exc:
+        except _LOST as exc:
             # The whole message went out with LAST: the server may have it.
             if job.outcome is not None:
                 raise
             _fate_unknown(job, exc)
         if job.outcome is None:
             job.finish(finals)
+
+    def _before_end_of_data(self, job: _Job) -> Flow[None]:
+        """Right before the write that carries `job`'s end of data: from here its outcome may
+        be unknown. The observer hears it (the `end_of_data` signal) and the journal, if any,
+        records it before the server can have the message."""
+        self.conn.observer.end_of_data(job.content.message_id)
+        if self.journal is not None:
+            yield from self.journal.record(job)
 
     def _bdat_out(self, out: list[bytes], payload: bytes, *, last: bool, replies: int = 1) -> None:
         conn = self.conn
@@ -603,6 +649,7 @@ class Pipeline:
         early = yield POLL
         if early is not None:
             yield from conn.spoke_early(early)
+        yield from self._before_end_of_data(job)
         done = encoder.bytes_in
         tail = pending + session.end_content(job.final_replies)
         if progress:
@@ -624,8 +671,9 @@ class Pipeline:
         message's fate unknown: it went out whole."""
         try:
             replies = yield from self.conn.replies(job.final_replies)
-        except (SMTPConnectError, SMTPTimeoutError) as exc:
-            # Lost or silent after the whole message went out: the server may have it.
+        except _LOST as exc:
+            # Lost, silent or interrupted after the whole message went out: the server may
+            # have it.
             if job.empty_pending:
                 raise
             _fate_unknown(job, exc)
@@ -668,22 +716,33 @@ def _take(content: Content, source: object) -> Flow[bytes | None]:
 
 
 def _fate_unknown(job: _Job, exc: SMTPError) -> NoReturn:
-    """The whole message went out and the connection was lost (or fell silent) before its
-    reply: the job's outcome, raised, is an unknown-outcome error."""
-    job.outcome = _unknown_outcome(exc)
-    raise job.outcome from exc
+    """The whole message went out and the connection was lost (or fell silent, or was
+    interrupted) before its reply: the job's outcome, raised, is an unknown-outcome error."""
+    error = _unknown_outcome(exc)
+    job.outcome = error
+    raise error from exc
 
 
 def _unknown_outcome(exc: SMTPError) -> SMTPError:
-    return (
-        exc
-        if exc.code == ErrorCode.UNKNOWN_OUTCOME
-        else type(exc)(
-            "the connection was lost after the end of data, before the server's reply: the "
-            f"message may or may not have been accepted ({exc.message})",
-            code=ErrorCode.UNKNOWN_OUTCOME,
-        )
+    """The unknown-outcome error for `exc`: a timeout stays a `SMTPTimeoutError`; a lost
+    connection, or one that `interrupt()` closed, is a `SMTPConnectError`. The cause is kept."""
+    if exc.code == ErrorCode.UNKNOWN_OUTCOME:
+        return exc
+    detail = f" ({exc.message})"
+    if isinstance(exc, SMTPTimeoutError):
+        what = "the server fell silent"
+    elif isinstance(exc, SMTPInterrupted):
+        what, detail = "the operation was interrupted", ""
+    else:
+        what = "the connection was lost"
+    cls = SMTPTimeoutError if isinstance(exc, SMTPTimeoutError) else SMTPConnectError
+    error = cls(
+        f"{what} after the end of data, before the server's reply: the message may or may not "
+        f"have been accepted{detail}",
+        code=ErrorCode.UNKNOWN_OUTCOME,
     )
+    error.__cause__ = exc
+    return error
 
 
 def deliver(

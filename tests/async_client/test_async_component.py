@@ -29,6 +29,7 @@ from ipsmtp import (
     AsyncSMTP,
     ErrorCode,
     Reply,
+    SMTPConnectError,
     SMTPError,
     SMTPInterrupted,
     SMTPTimeoutError,
@@ -264,11 +265,15 @@ def test_cancelling_a_call_that_waits_for_the_instance_leaves_the_running_one_al
 
 
 @pytest.mark.parametrize("caller", ["task", "thread"])
+@pytest.mark.parametrize("at", ["greeting", "end_of_data"])
 def test_interrupt_stops_a_stuck_send_and_the_instance_is_usable(
-    server: Server, caller: str
+    server: Server, caller: str, at: str
 ) -> None:
+    """Stuck waiting for the greeting, the send is interrupted; stuck after its end of data,
+    its outcome is unknown (the server may have the message), and the error says so."""
+
     async def main() -> None:
-        with Silent("end_of_data") as silent:
+        with Silent(at) as silent:
             smtp = AsyncSMTP(mail_server="127.0.0.1", mail_port=silent.port, timeout=30)
             smtp.config("UsePipelining=false")
             for name, value in MESSAGE.items():
@@ -284,9 +289,15 @@ def test_interrupt_stops_a_stuck_send_and_the_instance_is_usable(
 
             helper = asyncio.create_task(interrupter())
             started = time.monotonic()
-            with pytest.raises(SMTPInterrupted):
+            with pytest.raises(SMTPError) as info:
                 await smtp.send()
             await helper
+            if at == "greeting":
+                assert isinstance(info.value, SMTPInterrupted), repr(info.value)
+            else:
+                assert not isinstance(info.value, SMTPInterrupted), repr(info.value)
+                assert isinstance(info.value, SMTPConnectError), repr(info.value)
+                assert info.value.code == ErrorCode.UNKNOWN_OUTCOME
             assert time.monotonic() - started < 5
             assert not smtp.connected
             assert smtp.idle

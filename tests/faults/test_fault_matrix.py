@@ -7,7 +7,9 @@ first chunk, without LAST), after ``BDAT ... LAST`` (before the reply), and QUIT
 
 Faults (`FAULTS`): close the connection, reset it (TCP RST), stall past the client's timeout,
 answer 421, answer 4xx, answer 5xx, a malformed reply, an over-long reply (9000 bytes, over the
-8192-byte line limit), and an unsolicited reply (the right reply plus one more, in one write).
+8192-byte line limit), an unsolicited reply (the right reply plus one more, in one write), and
+the right reply dripped a byte at a time, each byte well within `timeout` but the whole past
+the reply deadline (`ReplyTimeout`, `GreetingTimeout`).
 At the TLS handshake the "malformed" fault is garbage bytes instead of a ServerHello.
 
 Every cell runs in three variants:
@@ -20,6 +22,10 @@ Every cell runs in three variants:
   transaction goes over the same connection; which one is asserted exactly.
 * ``test_queue``: `queue(dir)` then `process_queue(dir)`. The message ends ``.failed``,
   unchanged, with the error's code and class (and the server's reply) in ``.error``: never gone.
+  At the moment of the fault the queue holds what the rules say: ``.sending`` before the end of
+  data went out, ``.unconfirmed`` after it (the server may have the message), and nothing at
+  QUIT (the accepted message was deleted as soon as its reply was in). An unknown outcome is
+  a failure that is not listed as transient: it is never retried automatically.
 
 In every variant the server's log proves that the client stopped where it had to (nothing but
 RSET/QUIT after a refusal; nothing but QUIT after a broken stream; no message content before
@@ -97,6 +103,7 @@ FAULTS = (
     "malformed",
     "overlong",
     "unsolicited",
+    "drip",
 )
 # The steps inside a transaction: reached after connect(), so they get the connect-first variant.
 TRANSACTION_STEPS = STEPS[STEPS.index("mail") :]
@@ -113,6 +120,9 @@ NOT_MEANINGFUL: dict[tuple[str, str], str] = {
     ("tls", "overlong"): _NO_REPLY_IN_HANDSHAKE + " (an over-long line is just more garbage)",
     ("tls", "unsolicited"): _NO_REPLY_IN_HANDSHAKE
     + " (plaintext behind the 220 itself is the starttls-unsolicited cell: STARTTLS injection)",
+    ("tls", "drip"): _NO_REPLY_IN_HANDSHAKE,
+    ("content", "drip"): "no reply is due in the middle of the content: nothing to drip (a "
+    "reply there at any speed is the content-unsolicited cell)",
 }
 
 # Cells where ipsmtp is wrong: (step, fault) -> (reason, the variants it fails in).
@@ -128,6 +138,8 @@ STALL = 4.0  # a stalling server waits this long for the client to give up and c
 CONTENT_STALL = 2.0  # mid-content the server stops reading (so it cannot see EOF) this long
 REST_TIMEOUT = 3.0
 GREETING_PAUSE = 0.2
+DRIP = 0.05  # seconds between the bytes of a dripped reply: far within TIMEOUT
+REPLY_DEADLINE = 0.3  # ReplyTimeout and GreetingTimeout of the drip cells
 
 USER, PASSWORD = "ann", "s3cret-pw"
 SENDER = "ann@example.com"
@@ -232,7 +244,7 @@ def expected(step: str, fault: str) -> Expect | None:
         if step in MESSAGE_OUT:
             return Expect(SMTPConnectError, ErrorCode.UNKNOWN_OUTCOME)
         return Expect(SMTPConnectError, ErrorCode.CONNECTION_LOST)
-    if fault == "stall":
+    if fault in ("stall", "drip"):
         if step in MESSAGE_OUT:
             return Expect(SMTPTimeoutError, ErrorCode.UNKNOWN_OUTCOME)
         return Expect(SMTPTimeoutError, ErrorCode.TIMEOUT)
@@ -342,6 +354,8 @@ class Cell:
         self.started = 0
         self.done: list[threading.Event] = []
         self.fault_at: int | None = None  # len(conv.lines) when the fault hit
+        self.queue_dir: Path | None = None  # the queue variant's directory
+        self.queue_at_fault: list[str] | None = None  # what it held when the fault hit
         self.delivered: list[tuple[int, bytes]] = []  # (connection index, content) per 250
 
     # -- the client -----------------------------------------------------------------------------
@@ -357,6 +371,9 @@ class Cell:
         if self.big:
             props["message"] = BIG_MESSAGE
         smtp = make_smtp(server, **props)
+        if self.fault == "drip":
+            smtp.config(f"ReplyTimeout={REPLY_DEADLINE}")
+            smtp.config(f"GreetingTimeout={REPLY_DEADLINE}")
         if self.tls:
             smtp.ssl_context = tls
         return smtp
@@ -515,6 +532,7 @@ class Cell:
         """The fault, in place of the reply `normal` (mid-content: in the middle of the
         content, where no reply is due)."""
         self.fault_at = len(conv.lines)
+        self.look_at_queue()
         fault = self.fault
         if self.step == "greeting" and fault in ("close", "reset"):
             # Let the client finish connecting and wait for the greeting: a reset that lands
@@ -532,6 +550,15 @@ class Cell:
             tail = await drain(conv, STALL)
             if self.step != "content":  # what a client sends after a stall is commands
                 conv.lines += tail.decode("utf-8", "replace").splitlines()
+            return
+        if fault == "drip":
+            reply = "".join(f"{line}\r\n" for line in normal).encode()
+            with contextlib.suppress(ConnectionError):
+                for byte in reply:  # the client gives up (and closes) half-way
+                    await conv.send_raw(bytes([byte]))
+                    await asyncio.sleep(DRIP)
+            tail = await drain(conv, STALL)
+            conv.lines += tail.decode("utf-8", "replace").splitlines()
             return
         if fault == "421":
             await conv.send(REPLY_421)
@@ -551,6 +578,7 @@ class Cell:
     async def break_handshake(self, conv: Conversation) -> None:
         """The TLS handshake step: the ClientHello gets no proper answer."""
         self.fault_at = len(conv.lines)
+        self.look_at_queue()
         hello = await asyncio.wait_for(conv.reader.read(65536), REST_TIMEOUT)
         conv.received += hello
         assert hello[:1] == b"\x16", f"expected a TLS ClientHello, got {hello[:20]!r}"
@@ -564,6 +592,10 @@ class Cell:
             assert self.fault == "malformed", self.fault
             await conv.send_raw(TLS_GARBAGE)
             await drain(conv, REST_TIMEOUT)
+
+    def look_at_queue(self) -> None:
+        if self.queue_dir is not None:
+            self.queue_at_fault = sorted(os.listdir(self.queue_dir))
 
     # -- after the run ----------------------------------------------------------------------------
 
@@ -591,7 +623,7 @@ def check_error(cell: Cell, error: SMTPError) -> None:
         if status[:1] == expect.reply[:1]:
             assert error.reply.enhanced_status == status
             assert error.reply.text == text
-    elif cell.fault in ("close", "reset", "stall", "malformed", "overlong"):
+    elif cell.fault in ("close", "reset", "stall", "malformed", "overlong", "drip"):
         assert error.reply is None, f"no reply came, yet the error carries {error.reply}"
     if expect.rejected is not None:
         assert isinstance(error, SMTPRecipientsRefused)
@@ -651,8 +683,8 @@ def test_matrix_is_complete() -> None:
     grid = {(step, fault) for step in STEPS for fault in FAULTS}
     assert set(NOT_MEANINGFUL) <= grid
     assert set(XFAIL) <= grid - set(NOT_MEANINGFUL)
-    assert len(cells("send")) + len(NOT_MEANINGFUL) == len(STEPS) * len(FAULTS) == 126
-    assert len(NOT_MEANINGFUL) == 5
+    assert len(cells("send")) + len(NOT_MEANINGFUL) == len(STEPS) * len(FAULTS) == 140
+    assert len(NOT_MEANINGFUL) == 7
 
 
 @pytest.mark.parametrize(("step", "fault"), cells("send"))
@@ -746,10 +778,17 @@ def test_queue(
         original = Path(path).read_bytes()
         assert path.endswith(".queued")
         base = path[: -len(".queued")]
+        name = os.path.basename(base)
 
+        cell.queue_dir = tmp_path
         report = smtp.process_queue(tmp_path)
         assert not smtp.connected
         expect = cell.expect
+        if step == "quit":  # deleted as soon as the 250 to the end of data was in
+            assert cell.queue_at_fault == []
+        else:
+            state = ".unconfirmed" if step in MESSAGE_OUT else ".sending"
+            assert cell.queue_at_fault == [name + state]
         if expect is None:  # QUIT: the message was accepted before
             assert report.sent == [path]
             assert report.failed == {}
@@ -766,7 +805,9 @@ def test_queue(
             assert Path(base + ".error").read_text().strip() == reason
             if fault in ("421", "4xx", "5xx"):  # the server's refusal is in the record
                 assert expect.reply is not None and expect.reply in reason, reason
-            if fault in ("close", "reset", "stall", "421", "4xx") and step != "tls":
+            if expect.code == ErrorCode.UNKNOWN_OUTCOME:
+                assert report.transient == [], "the server may have it: never retried blindly"
+            elif fault in ("close", "reset", "stall", "drip", "421", "4xx") and step != "tls":
                 assert report.transient == [base + ".failed"], "a temporary failure"
             elif fault == "5xx":
                 assert report.transient == [], "a permanent failure"

@@ -402,10 +402,18 @@ async def _drop_after_rcpt(conv: Conversation) -> None:
     conv.close()
 
 
-@pytest.mark.parametrize("script", [_silent_after_data, _drop_after_rcpt])
-def test_lost_connection_keeps_the_file_as_transient_failure(
-    make_smtp: MakeSMTP, tmp_path: Path, script: Callable[[Conversation], Any]
+@pytest.mark.parametrize(
+    ("script", "code"),
+    [
+        (_silent_after_data, ErrorCode.UNKNOWN_OUTCOME),
+        (_drop_after_rcpt, ErrorCode.CONNECTION_LOST),
+    ],
+)
+def test_lost_connection_keeps_the_file_as_failure(
+    make_smtp: MakeSMTP, tmp_path: Path, script: Callable[[Conversation], Any], code: ErrorCode
 ) -> None:
+    """Lost before the end of data: a transient failure, worth retrying. Lost after it: the
+    server may have the message (unknown outcome), so it is not listed as worth retrying."""
     path = queue_one(make_smtp, tmp_path)
     before = Path(path).read_bytes()
     failed = path.removesuffix(".queued") + ".failed"
@@ -414,7 +422,10 @@ def test_lost_connection_keeps_the_file_as_transient_failure(
         assert server.wait_done(5)
     assert not server.errors, server.errors
     assert len(server.conversations) == 1  # not sent a second time
-    assert report.sent == [] and report.transient == [failed]
+    assert report.sent == [] and list(report.failed) == [failed]
+    assert report.failed[failed].startswith(f"{int(code)} ")
+    transient = code != ErrorCode.UNKNOWN_OUTCOME
+    assert report.transient == ([failed] if transient else [])
     assert Path(failed).read_bytes() == before
     assert os.path.exists(failed.removesuffix(".failed") + ".error")
 
