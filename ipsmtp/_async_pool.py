@@ -7,19 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ._async_client import AsyncSMTP
 from ._building import as_result
 from ._errors import SMTPError
-from ._pool_base import PoolSettings, RateLimiter, Slot, closed_error, retryable
+from ._pool_base import PoolSettings, Properties, RateLimiter, Slot, closed_error, retryable
 from ._values import SendResult
 
 __all__ = ["AsyncSMTPPool"]
 
 Message = EmailMessage | bytes
+T = TypeVar("T")
+# How one connection sends a group of items: `AsyncSMTP.send_messages` for messages.
+Send = Callable[[AsyncSMTP, list[T]], Awaitable[list[SendResult]]]
+
+
+async def _send_messages(smtp: AsyncSMTP, items: list[Message]) -> list[SendResult]:
+    return await smtp.send_messages(items)
 
 
 class AsyncSMTPPool:
@@ -37,8 +44,8 @@ class AsyncSMTPPool:
         **properties: Any,
     ) -> None:
         self.settings = PoolSettings.check(max_connections, max_messages, rate_limit, idle_timeout)
-        AsyncSMTP(**properties)  # a bad property fails here, not at the first send
-        self._properties = properties
+        self._properties = Properties(properties)
+        self._properties.make(AsyncSMTP)  # a bad property or setting fails here, not at a send
         self._cond = asyncio.Condition()
         self._idle: list[Slot[AsyncSMTP]] = []
         self._open = 0
@@ -66,7 +73,7 @@ class AsyncSMTPPool:
     async def send_message(self, msg: Message) -> SendResult:
         """Send one message over a pooled connection; raises its `SMTPError` when it was not
         sent."""
-        result = (await self._send([msg]))[0]
+        result = (await self._send([msg], _send_messages))[0]
         if result.error is not None:
             raise result.error
         return result
@@ -83,28 +90,34 @@ class AsyncSMTPPool:
     ) -> AsyncIterator[SendResult]:
         """`send_messages` one result at a time, in input order, holding only a window of
         messages and results."""
-        return _Run(self, messages).results()
+        return _Run(self, messages, _send_messages).results()
 
-    async def _send(self, items: list[Message]) -> list[SendResult]:
-        results = await self._send_once(items)
-        again = [i for i, result in enumerate(results) if retryable(result)]
+    async def _send_groups(self, items: Iterable[T], send: Send[T]) -> list[SendResult]:
+        """Internal (`AsyncSMTP.process_queue`): see `SMTPPool._send_groups`."""
+        return [result async for result in _Run(self, items, send, retry=False).results()]
+
+    async def _send(self, items: list[T], send: Send[T], retry: bool = True) -> list[SendResult]:
+        results = await self._send_once(items, send)
+        again = [i for i, result in enumerate(results) if retry and retryable(result)]
         if again:
-            retried = await self._send_once([items[i] for i in again])
+            retried = await self._send_once([items[i] for i in again], send)
             for i, result in zip(again, retried, strict=True):
                 results[i] = result
         return results
 
-    async def _send_once(self, items: list[Message]) -> list[SendResult]:
+    async def _send_once(self, items: list[T], send: Send[T]) -> list[SendResult]:
         slot = await self._acquire()
         try:
-            results = await self._send_on(slot, items)
+            results = await self._send_on(slot, items, send)
         except BaseException:
             await self._release(slot, broken=True)
             raise
         await self._release(slot, broken=False)
         return results
 
-    async def _send_on(self, slot: Slot[AsyncSMTP], items: list[Message]) -> list[SendResult]:
+    async def _send_on(
+        self, slot: Slot[AsyncSMTP], items: list[T], send: Send[T]
+    ) -> list[SendResult]:
         smtp = slot.client
         for _ in items:
             wait = self._rate.delay()
@@ -120,7 +133,7 @@ class AsyncSMTPPool:
                 await smtp.connect()
         except SMTPError as exc:
             return [as_result(exc) for _ in items]
-        results = await smtp.send_messages(items)
+        results = await send(smtp, items)
         slot.sent += len(items)
         return results
 
@@ -138,7 +151,7 @@ class AsyncSMTPPool:
                     break
                 await self._cond.wait()
         try:
-            return Slot(AsyncSMTP(**self._properties))
+            return Slot(self._properties.make(AsyncSMTP))
         except BaseException:
             async with self._cond:
                 self._open -= 1
@@ -217,14 +230,21 @@ async def _close_quietly(smtp: AsyncSMTP) -> None:
         pass
 
 
-class _Run:
+class _Run(Generic[T]):
     """One `send_iter`: a task per connection takes batches from the shared input, sends them
     and files the results by position; the caller gets them in order. At most
     `settings.window` messages are taken and not yet handed out."""
 
-    def __init__(self, pool: AsyncSMTPPool, messages: Iterable[Message] | AsyncIterable[Message]):
+    def __init__(
+        self,
+        pool: AsyncSMTPPool,
+        messages: Iterable[T] | AsyncIterable[T],
+        send: Send[T],
+        retry: bool = True,
+    ) -> None:
         self.pool = pool
-        self.source: Iterator[Message] | AsyncIterator[Message] = (
+        self.send, self.retry = send, retry
+        self.source: Iterator[T] | AsyncIterator[T] = (
             aiter(messages) if isinstance(messages, AsyncIterable) else iter(messages)
         )
         self.cond = asyncio.Condition()
@@ -270,7 +290,7 @@ class _Run:
                 start, items = await self._take(settings.batch)
                 if not items:
                     return
-                results = await self.pool._send(items)
+                results = await self.pool._send(items, self.send, self.retry)
                 async with self.cond:
                     self.done.update(enumerate(results, start))
                     self.cond.notify_all()
@@ -283,9 +303,9 @@ class _Run:
             if isinstance(exc, asyncio.CancelledError):
                 raise
 
-    async def _take(self, count: int) -> tuple[int, list[Message]]:
+    async def _take(self, count: int) -> tuple[int, list[T]]:
         async with self.feed:
-            items: list[Message] = []
+            items: list[T] = []
             source = self.source
             while not self.exhausted and len(items) < count:
                 try:

@@ -101,6 +101,10 @@ class Emitter:
         if signals.end_transfer.receivers:
             signals.end_transfer.send(self.sender, direction=0)
 
+    def end_of_data(self, message_id: str) -> None:
+        if signals.end_of_data.receivers:
+            signals.end_of_data.send(self.sender, message_id=message_id)
+
     def error(self, code: int, description: str) -> None:
         if signals.error.receivers:
             signals.error.send(self.sender, error_code=code, description=description)

@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ._building import as_result
 from ._client import SMTP
 from ._errors import SMTPError
-from ._pool_base import PoolSettings, RateLimiter, Slot, closed_error, retryable
+from ._pool_base import PoolSettings, Properties, RateLimiter, Slot, closed_error, retryable
 from ._values import SendResult
 
 __all__ = ["SMTPPool"]
 
 Message = EmailMessage | bytes
+T = TypeVar("T")
+# How one connection sends a group of items: `SMTP.send_messages` for messages.
+Send = Callable[[SMTP, list[T]], list[SendResult]]
+
+
+def _send_messages(smtp: SMTP, items: list[Message]) -> list[SendResult]:
+    return smtp.send_messages(items)
 
 
 class SMTPPool:
@@ -41,8 +48,8 @@ class SMTPPool:
         **properties: Any,
     ) -> None:
         self.settings = PoolSettings.check(max_connections, max_messages, rate_limit, idle_timeout)
-        SMTP(**properties)  # a bad property fails here, not at the first send
-        self._properties = properties
+        self._properties = Properties(properties)
+        self._properties.make(SMTP)  # a bad property or setting fails here, not at a send
         self._cond = threading.Condition()
         self._idle: list[Slot[SMTP]] = []
         self._open = 0  # connections taken or idle
@@ -69,7 +76,7 @@ class SMTPPool:
     def send_message(self, msg: Message) -> SendResult:
         """Send one message (an `EmailMessage` or RFC 5322 bytes) over a pooled connection;
         raises its `SMTPError` when it was not sent."""
-        result = self._send([msg])[0]
+        result = self._send([msg], _send_messages)[0]
         if result.error is not None:
             raise result.error
         return result
@@ -83,29 +90,37 @@ class SMTPPool:
         """`send_messages` one result at a time, in input order, holding only a window of
         messages and results: for inputs of any length. Closing the iterator early stops
         taking messages (those already handed to a connection still go)."""
-        return _Run(self, iter(messages)).results()
+        return _Run(self, iter(messages), _send_messages).results()
 
-    def _send(self, items: list[Message]) -> list[SendResult]:
+    def _send_groups(self, items: Iterable[T], send: Send[T]) -> list[SendResult]:
+        """Internal (`SMTP.process_queue`): `items` spread over the connections like
+        `send_messages`, each group sent by ``send(connection, group)`` under the pool's rules;
+        one result per item, in order. No second try on another connection: the caller
+        records each outcome as it is known, and retries on its own schedule."""
+        return list(_Run(self, iter(items), send, retry=False).results())
+
+    def _send(self, items: list[T], send: Send[T], retry: bool = True) -> list[SendResult]:
         """Send `items` over one connection; those stopped before their end of data by a lost
-        connection go once more, over another."""
-        results = self._send_once(items)
-        again = [i for i, result in enumerate(results) if retryable(result)]
+        connection go once more, over another (unless not `retry`)."""
+        results = self._send_once(items, send)
+        again = [i for i, result in enumerate(results) if retry and retryable(result)]
         if again:
-            for i, result in zip(again, self._send_once([items[i] for i in again]), strict=True):
+            retried = self._send_once([items[i] for i in again], send)
+            for i, result in zip(again, retried, strict=True):
                 results[i] = result
         return results
 
-    def _send_once(self, items: list[Message]) -> list[SendResult]:
+    def _send_once(self, items: list[T], send: Send[T]) -> list[SendResult]:
         slot = self._acquire()
         try:
-            results = self._send_on(slot, items)
+            results = self._send_on(slot, items, send)
         except BaseException:
             self._release(slot, broken=True)
             raise
         self._release(slot, broken=False)
         return results
 
-    def _send_on(self, slot: Slot[SMTP], items: list[Message]) -> list[SendResult]:
+    def _send_on(self, slot: Slot[SMTP], items: list[T], send: Send[T]) -> list[SendResult]:
         smtp = slot.client
         for _ in items:
             wait = self._rate.delay()
@@ -121,7 +136,7 @@ class SMTPPool:
                 smtp.connect()
         except SMTPError as exc:
             return [as_result(exc) for _ in items]
-        results = smtp.send_messages(items)
+        results = send(smtp, items)
         slot.sent += len(items)
         return results
 
@@ -139,7 +154,7 @@ class SMTPPool:
                     break
                 self._cond.wait()
         try:
-            return Slot(SMTP(**self._properties))
+            return Slot(self._properties.make(SMTP))
         except BaseException:
             with self._cond:
                 self._open -= 1
@@ -212,14 +227,17 @@ def _close_quietly(smtp: SMTP) -> None:
         pass
 
 
-class _Run:
+class _Run(Generic[T]):
     """One `send_iter`: a worker thread per connection takes batches from the shared input,
     sends them and files the results by position; the caller's thread hands them out in
     order. At most `settings.window` messages are taken and not yet handed out."""
 
-    def __init__(self, pool: SMTPPool, source: Iterator[Message]) -> None:
+    def __init__(
+        self, pool: SMTPPool, source: Iterator[T], send: Send[T], retry: bool = True
+    ) -> None:
         self.pool = pool
         self.source = source
+        self.send, self.retry = send, retry
         self.cond = threading.Condition()
         self.taken = 0  # messages taken from the input
         self.given = 0  # results handed to the caller
@@ -269,7 +287,7 @@ class _Run:
                 start, items = self._take(settings.batch)
                 if not items:
                     return
-                results = self.pool._send(items)
+                results = self.pool._send(items, self.send, self.retry)
                 with self.cond:
                     self.done.update(enumerate(results, start))
                     self.cond.notify_all()
@@ -280,9 +298,9 @@ class _Run:
                 self.stopped = True
                 self.cond.notify_all()
 
-    def _take(self, count: int) -> tuple[int, list[Message]]:
+    def _take(self, count: int) -> tuple[int, list[T]]:
         with self.feed:
-            items: list[Message] = []
+            items: list[T] = []
             if not self.exhausted:
                 for item in self.source:
                     items.append(item)

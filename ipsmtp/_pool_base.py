@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from pydantic import SecretStr
 
 from ._errors import ErrorCode, SMTPConnectError, SMTPError, SMTPTimeoutError
 from ._values import SendResult
@@ -149,3 +152,41 @@ def retryable(result: SendResult) -> bool:
 
 def closed_error() -> SMTPError:
     return SMTPError("the pool is closed", code=ErrorCode.NOT_CONNECTED)
+
+
+def temporary_failure(error: SMTPError) -> bool:
+    """Is `error` worth another try later: a 4xx reply, or a connection lost or timed out?
+    (An unknown outcome is a lost connection too: whoever retries must exclude it.)"""
+    if isinstance(error, SMTPConnectError | SMTPTimeoutError):
+        return True
+    return error.reply is not None and error.reply.is_transient
+
+
+class Properties(dict[str, Any]):
+    """The properties each pooled connection is made with, kept by the pool: the password
+    as a `SecretStr`, `config={"Name": "Value"}` applied with `config()` after construction,
+    and a repr that shows only the names (nothing secret in a debugger's or a log's view)."""
+
+    def __init__(self, given: dict[str, Any]) -> None:
+        settings = given.get("config") or {}
+        if not isinstance(settings, Mapping):
+            raise SMTPError(
+                'config must be a mapping of setting names to values, such as {"Name": "Value"}',
+                code=ErrorCode.INVALID_SETTING_VALUE,
+            )
+        super().__init__((k, v) for k, v in given.items() if k != "config")
+        for name in ("password", "Password"):
+            value = self.get(name)
+            if isinstance(value, str):
+                self[name] = SecretStr(value)
+        self.settings = [f"{name}={value}" for name, value in settings.items()]
+
+    def make(self, cls: Callable[..., C]) -> C:
+        """A new client of class `cls` with these properties and config settings."""
+        client = cls(**self)
+        for line in self.settings:
+            client.config(line)  # type: ignore[attr-defined]
+        return client
+
+    def __repr__(self) -> str:
+        return f"<properties {', '.join(sorted(self))}>"

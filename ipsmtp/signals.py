@@ -1,4 +1,4 @@
-"""The nine signals an `SMTP` component sends, as blinker signals.
+"""The ten signals an `SMTP` component sends, as blinker signals.
 
 Each is sent with the `SMTP` instance as sender and keyword arguments only::
 
@@ -23,6 +23,7 @@ A receiver that raises aborts the operation in progress: the exception propagate
 | start_transfer | direction: int |
 | transfer | direction: int, bytes_transferred: int, percent_done: int |
 | end_transfer | direction: int |
+| end_of_data | message_id: str |
 | ssl_status | message: str |
 | ssl_server_authentication | cert_encoded: bytes, cert_subject: str, cert_issuer: str, |
 | | status: str, accept: bool |
@@ -42,6 +43,7 @@ from blinker import ANY, NamedSignal
 
 __all__ = [
     "connection_status",
+    "end_of_data",
     "end_transfer",
     "error",
     "expand",
@@ -70,6 +72,11 @@ pi_trail = StrongSignal("pi_trail", "PITrail: every command and reply line, secr
 start_transfer = StrongSignal("start_transfer", "StartTransfer: message content starts")
 transfer = StrongSignal("transfer", "Transfer: message content progress")
 end_transfer = StrongSignal("end_transfer", "EndTransfer: message content finished")
+end_of_data = StrongSignal(
+    "end_of_data",
+    "EndOfData (Python extension): a message's end of data is about to be written; from here "
+    "its outcome may be unknown if the connection is lost",
+)
 ssl_status = StrongSignal("ssl_status", "SSLStatus: TLS handshake progress")
 ssl_server_authentication = StrongSignal(
     "ssl_server_authentication", "SSLServerAuthentication: the server certificate, to judge"

@@ -152,6 +152,7 @@ class Recorder:
         self.ssl: list[str] = []
         self.judged: list[tuple[str, bool]] = []  # (status, accept) of each certificate
         self.transfers: list[tuple[object, ...]] = []
+        self.ends_of_data: list[str] = []
         self.errors: list[tuple[int, str]] = []
         self.expanded: list[str] = []
 
@@ -188,6 +189,9 @@ class Recorder:
 
     def end_transfer(self) -> None:
         self.transfers.append(("end",))
+
+    def end_of_data(self, message_id: str) -> None:
+        self.ends_of_data.append(message_id)
 
     def error(self, code: int, description: str) -> None:
         self.errors.append((code, description))

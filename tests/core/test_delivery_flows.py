@@ -327,6 +327,24 @@ def test_lost_after_the_end_of_data_is_an_unknown_outcome(
     assert len(peer.written) == writes and peer.log[-1] == "Close" and channel.closed
 
 
+@pytest.mark.parametrize("mode", AFTER_END)
+def test_end_of_data_is_reported_once_right_before_its_write(server: Server, mode: str) -> None:
+    """The observer hears `end_of_data` once per message, after every write before the one
+    that carries the terminator (a journal marks "may have been sent" there)."""
+    keywords, replies, writes = AFTER_END[mode]
+    channel, peer, recorder = server(*keywords)
+    seen: list[tuple[str, int]] = []
+    def heard(message_id: str) -> None:
+        seen.append((message_id, len(peer.written)))
+
+    recorder.end_of_data = heard  # type: ignore[method-assign]
+    peer.feed(*replies, QUEUED if replies else OK + OK + QUEUED)  # single flight: all after
+    result = send(peer, channel, env(BOB), in_memory(MSG, message_id="<m1@example.com>"))
+    assert result.ok
+    assert seen == [("<m1@example.com>", writes - 1)]
+    assert len(peer.written) == writes
+
+
 BEFORE_END: dict[str, tuple[tuple[str, ...], list[bytes], int]] = {
     "sequential, at DATA": ((), [OK, OK], 3),
     "pipelining, at DATA": (("PIPELINING",), [OK + OK], 1),

@@ -15,12 +15,12 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from clients import LoopThread
+from scripted import Conversation, ScriptedServer, serve_rest
 
 import ipsmtp._pool_base as pool_base
 from ipsmtp import AsyncSMTPPool, ErrorCode, SMTPError, SMTPPool
 from ipsmtp.server import Server
-from clients import LoopThread
-from scripted import Conversation, ScriptedServer, serve_rest
 
 
 def message(n: int, to: str = "bob@example.com") -> bytes:
@@ -297,8 +297,9 @@ def test_bad_pool_settings(cls: type, kwargs: dict[str, Any], name: str) -> None
 def test_bad_property_fails_at_construction(cls: type) -> None:
     with pytest.raises(SMTPError):
         cls(mail_port=70000)
-    pool = cls(password="hunter2secret")
+    pool = cls(password="hunter2secret", config={"AuthorizationIdentity": "boss"})
     assert "hunter2" not in repr(pool)
+    assert "hunter2" not in repr(vars(pool))
 
 
 def _lost_before_end_of_data(attempts: list[int]) -> Callable[[Conversation], Any]:
@@ -380,3 +381,22 @@ def test_email_message_input(
     assert sorted(result.accepted) == ["bob@example.com", "carol@example.com"]
     (received,) = list(server.messages)
     assert b"carol" not in received.data
+
+
+def test_config_settings_apply_to_every_connection(
+    make_pool: Callable[..., Any], make_server: Callable[..., Server]
+) -> None:
+    server = make_server()
+    pool = make_pool(server, max_connections=2, max_messages=1, config={"Hello": "pool.test"})
+    pool.send_messages(message(n) for n in range(3))
+    assert len(server.sessions) == 3
+    assert all(s.commands[0] == "EHLO pool.test" for s in server.sessions)
+
+
+@pytest.mark.parametrize("cls", [SMTPPool, AsyncSMTPPool])
+def test_bad_config_fails_at_construction(cls: type) -> None:
+    with pytest.raises(SMTPError) as caught:
+        cls(config={"NoSuchSetting": "1"})
+    assert "NoSuchSetting" in str(caught.value)
+    with pytest.raises(SMTPError):
+        cls(config="Hello=x")
