@@ -32,6 +32,7 @@ from ._errors import (
     SMTPTimeoutError,
     SMTPTLSError,
 )
+from ._oauth2 import OAuth2RefreshToken
 from ._pool import SMTPPool
 from ._properties import Firewall
 from ._reply import Reply
@@ -48,6 +49,7 @@ __all__ = [
     "FirewallType",
     "Header",
     "Importance",
+    "OAuth2RefreshToken",
     "Priority",
     "QueueReport",
     "Recipient",

@@ -177,6 +177,9 @@ def _parse_entry(value: str, what: str) -> list[Mailbox]:
         if not address.username or addr in ("<>", "@") or addr.startswith("@"):
             problems.append(f"invalid address {addr!r}")
             continue
+        if not address.domain and address.username.lower() != "postmaster":
+            problems.append(_no_domain(addr, value))
+            continue
         if _CONTROL_OR_TAB.search(address.username):
             problems.append(f"a control character in the local part of {addr!r}")
             continue
@@ -210,9 +213,26 @@ def _length_problem(addr: str) -> str | None:
     return None
 
 
+def _no_domain(addr: str, value: str) -> str:
+    """Why `addr` (an entry of `value`) cannot be a path: RFC 5321 §4.1.2 gives every
+    mailbox a domain; only a recipient may be the bare ``Postmaster`` (§4.1.1.3)."""
+    hint = (
+        f'; if {addr!r} is part of a display name with a comma, quote the name: "Doe, Jane" '
+        "<jane@x.org>"
+        if "," in value
+        else ""
+    )
+    return f"{addr!r} has no domain (an address needs one: {addr}@example.com){hint}"
+
+
 def parse_address(value: str, what: str = "address") -> Mailbox | None:
-    """Parse at most one address (None for an empty string)."""
+    """Parse at most one address (None for an empty string). It must have a domain: the bare
+    ``postmaster`` that a recipient list accepts is no sender (RFC 5321 §4.1.2)."""
     mailboxes = parse_address_list(value, what)
     if len(mailboxes) > 1:
         raise ValueError(f"{what} must hold one address, not {len(mailboxes)}")
+    if mailboxes and "@" not in mailboxes[0].address:
+        raise ValueError(
+            f"{what} {value!r} is not valid: {_no_domain(mailboxes[0].address, value)}"
+        )
     return mailboxes[0] if mailboxes else None

@@ -3,52 +3,66 @@ for opening a connection (`OpenOptions` with the driver's `TransportTarget`), th
 options, envelopes, and message content (composed, raw, `EmailMessage`, file or stream).
 
 Nothing here talks to the network; reading a stream's header block is the one read it does.
+
+Bcc on the raw paths (bytes, `message`, files, streams, `queue()`): when the envelope recipients
+are taken from the message's own headers, its Bcc fields are removed from what is sent (the
+header block only; a stream's body is never held), and the size announced shrinks by exactly
+the bytes removed. When the recipients come from the properties, the message goes as written.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
-import io
+import itertools
 import os
 import re
 import socket
 import ssl
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from email.message import EmailMessage
 from email.message import Message as MailMessage
-from email.policy import SMTP as SMTP_POLICY
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from . import sasl, signals
 from ._addresses import parse_address, parse_address_list
+from ._config import seconds
 from ._enums import AuthMechanism, FirewallType, RecipientType, SSLStartMode
 from ._errors import ErrorCode, SMTPError, SMTPTLSError
 from ._events import Emitter
+from ._header_check import SMTP_CHECKED, unsafe_header
 from ._message import (
-    HEADER_LIMIT,
     Composed,
     ComposeOptions,
     RawHeaders,
     compose,
-    ends_header_block,
     header_block,
     message_id_of,
     needs_smtputf8,
+    without_bcc,
 )
 from ._model import PropertyModel
 from ._properties import local_ip_literal
 from ._queue import QueueEntry, read_entry
 from ._reply import Reply
+from ._sources import HeaderBlock, open_message_file, read_header_block, remaining_size
 from ._tls import TLSSettings, build_context
-from ._transport import ProxySettings, SocketSettings, TransportTarget
+from ._transport import ProxySettings, SessionStore, SocketSettings, TransportTarget
 from ._values import Header, Recipient, SendResult
 from .protocol._opening import OpenOptions, TLSMode
-from .protocol._transaction import CHUNK_SIZE, Content, DeliveryOptions, Envelope, in_memory
+from .protocol._transaction import (
+    CHUNK_SIZE,
+    Content,
+    DeliveryOptions,
+    Envelope,
+    WireSize,
+    in_memory,
+    parse_rcpt_options,
+)
 
 __all__ = [
+    "HeaderBlock",
     "MessageBuilder",
     "as_result",
     "open_message_file",
@@ -65,9 +79,12 @@ class MessageBuilder(PropertyModel):
     def __init__(self, **properties: Any) -> None:
         super().__init__(**properties)
         self._tls_contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
-        self._tls_sessions: dict[tuple[str, int], tuple[ssl.SSLContext, ssl.SSLSession]] = {}
+        self._tls_sessions: SessionStore = {}
         self._delivery_cache: tuple[tuple[int, str], DeliveryOptions] | None = None
         self._emit = Emitter(self)  # the protocol's observer: signals with this sender
+        # Each recipient's own RCPT parameters, by bare address (set through the IPWorks
+        # shim's MessageRecipients Options): the text as given and as parsed.
+        self._recipient_options: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
 
     @property
     def message_recipients(self) -> list[Recipient]:
@@ -78,8 +95,25 @@ class MessageBuilder(PropertyModel):
             (self._props.cc, RecipientType.CC),
             (self._props.bcc, RecipientType.BCC),
         ):
-            out.extend(Recipient(m.address, kind, m.display_name) for m in parse_address_list(text))
+            out.extend(
+                Recipient(m.address, kind, m.display_name, self._options_of(m.address))
+                for m in parse_address_list(text)
+            )
         return out
+
+    def _options_of(self, address: str) -> str:
+        return self._recipient_options.get(address, ("", ()))[0]
+
+    def _set_recipient_options(self, address: str, text: str) -> None:
+        """Give `address` its own RCPT parameters (`text` as `parse_rcpt_options` takes it;
+        "" removes them). Raises `ValueError` for a malformed string."""
+        parsed = parse_rcpt_options(text)
+        with self._lock:
+            if parsed:
+                self._recipient_options[address] = (text, parsed)
+            else:
+                self._recipient_options.pop(address, None)
+            self._delivery_cache = None
 
     MessageRecipients = message_recipients
 
@@ -102,7 +136,6 @@ class MessageBuilder(PropertyModel):
         )
 
     MessageHeadersString = message_headers_string
-
 
     def _headers_string(self) -> str:
         return self.message_headers_string
@@ -136,6 +169,8 @@ class MessageBuilder(PropertyModel):
             connect_timeout=float(c["ConnectionTimeout"]) or timeout,
             timeout=timeout,
             absolute=c["AbsoluteTimeout"],
+            reply_timeout=seconds(c["ReplyTimeout"]),
+            greeting_timeout=seconds(c["GreetingTimeout"]),
             family=family,
             prefer_family=_AF_INET6 if use_ipv6 == 2 else 0,
             local_host=bind_host,
@@ -191,18 +226,24 @@ class MessageBuilder(PropertyModel):
     def _credentials(self) -> sasl.Credentials | None:
         p = self._props
         token = ""
+        provider = p.token_provider  # asked only when a mechanism reads the token
         listed = {n.strip().upper() for n in self._config["MechanismList"].split(",")}
-        if listed & {"XOAUTH2", "OAUTHBEARER"} and self._config["AuthorizationIdentity"]:
-            # MechanismList with an OAuth mechanism: the token is AuthorizationIdentity, and
-            # the password (if any) serves the password mechanisms of the list.
+        if listed & {"XOAUTH2", "OAUTHBEARER"} and (
+            self._config["AuthorizationIdentity"] or provider
+        ):
+            # MechanismList with an OAuth mechanism: the token is AuthorizationIdentity (or
+            # the provider's), and the password (if any) serves the password mechanisms.
             return sasl.Credentials(
-                p.user, p.password.get_secret_value(), token=self._config["AuthorizationIdentity"]
+                p.user,
+                p.password.get_secret_value(),
+                token=self._config["AuthorizationIdentity"],
+                token_provider=provider,
             )
         if p.auth_mechanism in (AuthMechanism.XOAUTH2, AuthMechanism.OAUTHBEARER):
             token = self._config["AuthorizationIdentity"] or p.password.get_secret_value()
-            if not (p.user and token):
+            if not (p.user and (token or provider)):
                 return None
-            return sasl.Credentials(p.user, token=token)
+            return sasl.Credentials(p.user, token=token, token_provider=provider)
         if not p.user:
             return None
         return sasl.Credentials(
@@ -255,9 +296,11 @@ class MessageBuilder(PropertyModel):
             context = build_context(settings)
             if ignore_host and verify:
                 context.check_hostname = False
-            self._tls_contexts = {key: context}  # keep the latest only
+            # The latest for each verification mode (a pin probe or a judged certificate
+            # alternates them): a context kept is a TLS session that can be resumed.
+            kept = {k: v for k, v in self._tls_contexts.items() if k[0].verify != verify}
+            self._tls_contexts = {**kept, key: context}
         return context
-
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -273,6 +316,10 @@ class MessageBuilder(PropertyModel):
 
     def _compose(self) -> Composed:
         p = self._props
+        if p.message and not self.message_recipients:
+            sent = without_bcc(p.message)  # as send() sends it
+            if sent is not p.message:
+                p = p.model_copy(update={"message": sent})
         addresses = [r.address for r in self.message_recipients]
         sender = parse_address(p.from_)
         if sender is not None:
@@ -308,21 +355,41 @@ class MessageBuilder(PropertyModel):
             require_tls=c["RequireTLS"],
             auth_from=c["AuthFrom"],
             mail_verb=verb,
+            recipient_options={a: parsed for a, (_, parsed) in self._recipient_options.items()},
         )
 
     def _property_envelope(
-        self,
-        headers: MailMessage | RawHeaders | Callable[[], MailMessage | RawHeaders] | None = None,
+        self, headers: _Headers | Callable[[], _Headers] | None = None
     ) -> Envelope:
         """MAIL FROM and RCPT TO from the properties; where those are empty, from `headers`
-        (a message, or a function that parses one only when it is needed)."""
+        (a message's, or a function that parses them only when they are needed)."""
+        return self._envelope_of(headers)[0]
+
+    def _raw_envelope(self, data: bytes) -> tuple[Envelope, bytes]:
+        """The envelope of a raw message (`data`, or its start) and the bytes to send in its
+        place: without its Bcc fields when the recipients were taken from its headers."""
+        parsed: list[RawHeaders] = []
+
+        def headers() -> RawHeaders:
+            parsed.append(RawHeaders(data))
+            return parsed[0]
+
+        envelope, from_headers = self._envelope_of(headers)
+        return envelope, without_bcc(data) if from_headers and "Bcc" in parsed[0] else data
+
+    def _envelope_of(
+        self, headers: _Headers | Callable[[], _Headers] | None
+    ) -> tuple[Envelope, bool]:
+        """`_property_envelope`, and whether its recipients were taken from `headers`."""
         p = self._props
         recipients = self.message_recipients
+        from_headers = False
         sender_text = p.return_path or p.from_
         if headers is not None and (not recipients or not sender_text):
             parsed = headers() if callable(headers) else headers
             if not recipients:
                 recipients = _header_recipients(parsed)
+                from_headers = True
             if not sender_text:
                 sender_text = str(parsed.get("Sender") or parsed.get("From") or "")
         if sender_text.strip() == "<>":
@@ -343,7 +410,7 @@ class MessageBuilder(PropertyModel):
                 "send_to is not set (AllowEmptyTo=true allows only Cc/Bcc)",
                 code=ErrorCode.MISSING_PROPERTY,
             )
-        return Envelope(sender, recipients)
+        return Envelope(sender, recipients), from_headers
 
     def _check_size(self, size: int | None) -> None:
         limit = self._config["MaxMessageSize"]
@@ -377,14 +444,12 @@ class MessageBuilder(PropertyModel):
             binary=binary,
         )
 
-
     def _property_content(self) -> tuple[Envelope, Content]:
         """The envelope and content of the message the properties describe (or the raw
         `message`)."""
         p = self._props
         if p.message:
-            data = p.message
-            envelope = self._property_envelope(lambda: RawHeaders(data))
+            envelope, data = self._raw_envelope(p.message)
             return envelope, self._memory_content(data, envelope, message_id_of(data))
         if not p.from_:
             raise SMTPError(
@@ -403,6 +468,7 @@ class MessageBuilder(PropertyModel):
                 has_body=has_body,
                 on_chunk=self._remember_chunk,
                 blocking=True,
+                wire_size=composed.size,  # composed with CRLF line endings throughout
             )
         else:
             content = self._memory_content(composed.data, envelope, composed.message_id, has_body)
@@ -410,18 +476,27 @@ class MessageBuilder(PropertyModel):
 
     def _email_content(self, msg: EmailMessage) -> tuple[Envelope, Content]:
         """`send_message`: the envelope from the properties, else from the message."""
-        envelope = self._property_envelope(msg)
+        headers = _MessageHeaders(msg)
+        envelope = self._property_envelope(headers)
         data = _flatten(msg, needs_smtputf8(_envelope_addresses(envelope)))
-        content = self._memory_content(data, envelope, str(msg.get("Message-ID", "")).strip())
+        content = self._memory_content(data, envelope, (headers.get("Message-ID") or "").strip())
         return envelope, content
 
     def _headed_content(
         self, stream: IO[bytes] | Callable[[], object], head: bytes, size: int | None
     ) -> tuple[Envelope, Content]:
         """`send_file`/`send_stream`: the envelope from the properties, else from the header
-        block `head` (already read), and the content streamed after it."""
-        envelope = self._property_envelope(lambda: RawHeaders(head))
-        return envelope, self._stream_content(stream, head, size, envelope)
+        block `head` (already read, with the start of the body), and the content streamed
+        after it: `head` is sent in place of the stream's first len(head) bytes (a source
+        function's pieces are cut accordingly), and `size` shrinks as much as `head` did."""
+        envelope, sent = self._raw_envelope(head)
+        if sent is not head:
+            if size is not None:
+                size -= len(head) - len(sent)
+            if callable(stream):
+                stream = _in_place_of_head(stream, len(head), sent)
+        rest = head.rest if isinstance(head, HeaderBlock) else None
+        return envelope, self._stream_content(stream, sent, size, envelope, rest=rest)
 
     def _stream_content(
         self,
@@ -430,10 +505,13 @@ class MessageBuilder(PropertyModel):
         size: int | None,
         envelope: Envelope,
         message_id: str | None = None,
+        rest: int | None = None,
     ) -> Content:
         """Content read piece by piece as it is sent: `head` (the header block, already read)
         then the rest of a binary file (read in CHUNK_SIZE pieces; a blocking source), or the
-        pieces of a source function (an async iterator's, for `AsyncSMTP`)."""
+        pieces of a source function (an async iterator's, for `AsyncSMTP`). `rest` is what
+        the server receives of the content after `head` (see `read_header_block`): without
+        it, the size received is unknown and no SIZE is declared."""
         if callable(stream):
             chunks: Callable[[], object] = stream
         else:
@@ -445,6 +523,14 @@ class MessageBuilder(PropertyModel):
                 while chunk := file.read(CHUNK_SIZE):
                     yield chunk
 
+        binary = _declares_binary(head)
+        wire: int | None = None
+        if binary:
+            wire = size  # sent as it is
+        elif rest is not None:
+            counter = WireSize()
+            counter.feed(head)
+            wire = counter.partial + rest
         return Content(
             chunks,
             size,
@@ -452,8 +538,9 @@ class MessageBuilder(PropertyModel):
             needs_smtputf8=needs_smtputf8(_envelope_addresses(envelope)),
             message_id=message_id_of(head) if message_id is None else message_id,
             on_chunk=self._remember_chunk,
-            binary=_declares_binary(head),
+            binary=binary,
             blocking=not callable(stream),
+            wire_size=wire,
         )
 
     def _message_job(self, item: EmailMessage | bytes) -> Callable[[], tuple[Envelope, Content]]:
@@ -463,14 +550,16 @@ class MessageBuilder(PropertyModel):
                 headers = RawHeaders(data)  # one scan serves the envelope, id and encoding
                 envelope = _message_envelope(headers, self._props.return_path)
                 message_id = (headers.get("Message-ID") or "").strip()
+                if "Bcc" in headers:  # the recipients came from the headers
+                    data = without_bcc(data)
                 return envelope, self._memory_content(data, envelope, message_id, True, headers)
-            envelope = _message_envelope(item, self._props.return_path)
+            message = _MessageHeaders(item)
+            envelope = _message_envelope(message, self._props.return_path)
             data = _flatten(item, needs_smtputf8(_envelope_addresses(envelope)))
-            message_id = str(item.get("Message-ID", "")).strip()
+            message_id = (message.get("Message-ID") or "").strip()
             return envelope, self._memory_content(data, envelope, message_id)
 
         return prepare
-
 
     def _queued_jobs(self, paths: list[str], files: list[IO[bytes]]) -> Iterator[Prepare]:
         """The batch jobs for claimed queue files. Each file is opened (and kept open in
@@ -485,7 +574,9 @@ class MessageBuilder(PropertyModel):
                 size = os.fstat(f.fileno()).st_size - offset
                 envelope = Envelope(entry.sender, entry.recipients)
                 head = read_header_block(f)
-                content = self._stream_content(f, head, size, envelope, entry.message_id)
+                content = self._stream_content(
+                    f, head, size, envelope, entry.message_id, rest=head.rest
+                )
             except SMTPError as exc:
                 yield functools.partial(_raise, exc)
                 continue
@@ -495,8 +586,7 @@ class MessageBuilder(PropertyModel):
         """`queue()`: the entry and content of the current message."""
         p = self._props
         if p.message:
-            data = p.message
-            envelope = self._property_envelope(lambda: RawHeaders(data))
+            envelope, data = self._raw_envelope(p.message)
             entry = QueueEntry(envelope.sender, envelope.recipients, message_id_of(data))
             return entry, [data]
         if not p.from_:
@@ -563,44 +653,78 @@ def _given(prepared: tuple[Envelope, Content]) -> tuple[Envelope, Content]:
     return prepared
 
 
-def open_message_file(path: str | os.PathLike[str]) -> tuple[IO[bytes], int]:
-    """`send_file`: the message file opened for reading, and its size; `SMTPError` when it
-    cannot be opened."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - the caller closes it after the transaction
-    except OSError as exc:
-        raise SMTPError(
-            f"cannot open {path}: {exc.strerror or exc}", code=ErrorCode.FILE_ERROR
-        ) from exc
-    return f, os.fstat(f.fileno()).st_size
+class _MessageHeaders:
+    """An email message's headers as the envelope reads them (the `RawHeaders` interface):
+    a header the email package cannot parse (its ValueError for an address whose display name
+    is an encoded word that decodes to CR/LF, or another failure of its parser) is an
+    `SMTPError` (INVALID_HEADER)."""
+
+    def __init__(self, msg: MailMessage) -> None:
+        self._msg = msg
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        try:
+            value = self._msg.get(name)
+        except Exception as exc:
+            raise _unreadable(name, exc) from exc
+        return default if value is None else str(value)
+
+    def get_all(self, name: str, default: list[str] | None = None) -> list[str]:
+        try:
+            values = self._msg.get_all(name)
+        except Exception as exc:
+            raise _unreadable(name, exc) from exc
+        if not values:
+            return default if default is not None else []
+        return [str(value) for value in values]
 
 
-def remaining_size(stream: IO[bytes]) -> int | None:
-    """How many bytes a seekable stream holds from its position on; None when unknown."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        if stream.seekable():
-            position = stream.tell()
-            size = stream.seek(0, io.SEEK_END) - position
-            stream.seek(position)
-            return size
-    return None
+def _unreadable(name: str, exc: Exception) -> SMTPError:
+    return unsafe_header(name, f"cannot be read ({type(exc).__name__}: {exc})", "")
 
 
-def read_header_block(stream: IO[bytes]) -> bytes:
-    """Read from `stream` up to and including the empty line that ends the headers (or at most
-    HEADER_LIMIT bytes): these bytes are sent first, then the rest of the stream."""
-    buf = bytearray()
-    while len(buf) < HEADER_LIMIT:
-        chunk = stream.read(8192)
-        if not chunk:
-            break
-        buf += chunk
-        if ends_header_block(buf):
-            break
-    return bytes(buf)
+_Headers = RawHeaders | _MessageHeaders
 
 
-def _header_recipients(headers: MailMessage | RawHeaders) -> list[Recipient]:
+def _in_place_of_head(source: Callable[[], object], skip: int, head: bytes) -> Callable[[], object]:
+    """A source function giving `head`, then the pieces of `source`'s source without their
+    first `skip` bytes (the header block as read, which `head` replaces)."""
+
+    def cut(pieces: Iterator[bytes]) -> Iterator[bytes]:
+        left = skip
+        for piece in pieces:
+            if left >= len(piece):
+                left -= len(piece)
+                continue
+            yield piece[left:] if left else piece
+            left = 0
+
+    async def cut_async(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        left = skip
+        async for piece in pieces:
+            if left >= len(piece):
+                left -= len(piece)
+                continue
+            yield piece[left:] if left else piece
+            left = 0
+
+    async def chained(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        if head:
+            yield head
+        async for piece in cut_async(pieces):
+            yield piece
+
+    def replaced() -> object:
+        pieces = source()
+        if isinstance(pieces, AsyncIterator):
+            return chained(pieces)
+        assert isinstance(pieces, Iterator)
+        return itertools.chain([head] if head else [], cut(pieces))
+
+    return replaced
+
+
+def _header_recipients(headers: _Headers) -> list[Recipient]:
     out: list[Recipient] = []
     for name, kind in (
         ("To", RecipientType.TO),
@@ -621,7 +745,7 @@ def _recipients(value: str, kind: RecipientType) -> tuple[Recipient, ...]:
     )
 
 
-def _message_envelope(headers: MailMessage | RawHeaders, return_path: str) -> Envelope:
+def _message_envelope(headers: _Headers, return_path: str) -> Envelope:
     sender_text = return_path or str(headers.get("Sender") or headers.get("From") or "")
     if sender_text.strip() == "<>":
         sender = ""
@@ -659,11 +783,14 @@ def _envelope_addresses(envelope: Envelope) -> list[str]:
     return [envelope.sender, *(r.address for r in envelope.recipients)]
 
 
+_SMTP_UTF8 = SMTP_CHECKED.clone(utf8=True)
+
+
 def _flatten(msg: MailMessage, utf8: bool) -> bytes:
-    """The message as bytes with CRLF line endings, without its Bcc headers."""
+    """The message as bytes with CRLF line endings, without its Bcc headers. Every header of
+    every part is checked as it is folded (`SMTPError`, INVALID_HEADER)."""
     if "Bcc" in msg or "Resent-Bcc" in msg:
         msg = copy.copy(msg)
         del msg["Bcc"]
         del msg["Resent-Bcc"]
-    policy = SMTP_POLICY.clone(utf8=utf8) if utf8 else SMTP_POLICY
-    return msg.as_bytes(policy=policy)
+    return msg.as_bytes(policy=_SMTP_UTF8 if utf8 else SMTP_CHECKED)

@@ -26,9 +26,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import ErrorCode, SMTPError
+from ._properties import check_text
 from ._tls import protocol_range
 
-__all__ = ["SETTINGS", "ConfigStore", "Setting", "format_value", "lookup"]
+__all__ = [
+    "SETTINGS",
+    "ConfigStore",
+    "Setting",
+    "format_value",
+    "lookup",
+    "retry_schedule",
+    "seconds",
+]
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
@@ -47,7 +56,8 @@ class Setting:
     mirrors: str = ""  # the property (or "firewall.<field>") this setting reads and writes
     check: Callable[[Any], str | None] | None = None  # returns why a value is invalid
     unsupported: Callable[[Any], str | None] | None = None  # why Python cannot honour a value
-    secret: bool = False  # never shown in traces (config() still returns it to the caller)
+    secret: bool = False  # never shown in traces or errors (config() returns it to the caller)
+    multi_line: bool = False  # text that may hold CR and LF (every other control is refused)
 
     def parse(self, text: str) -> Any:
         """Turn the text after ``=`` into a typed value; raise `SMTPError` when it is bad."""
@@ -73,6 +83,14 @@ class Setting:
                 raise _bad(self, text, f"the largest allowed value is {self.maximum}")
         else:
             value = text
+            try:  # the one rule for text (see check_text): no controls but TAB
+                check_text(text, self.name, secret=self.secret, multi_line=self.multi_line)
+            except ValueError as exc:
+                why = str(exc)
+            else:
+                why = ""
+            if why:  # raised here, so that it has no context
+                raise SMTPError(why, code=ErrorCode.INVALID_SETTING_VALUE)
         try:
             # A check may call into code that raises for odd text (NUL: "embedded null
             # character"): that too is a bad value of this setting.
@@ -86,16 +104,14 @@ class Setting:
         except ValueError as exc:
             raise _bad(self, text, str(exc)) from None
         if reason:
-            raise SMTPError(
-                f"{self.name}={text} cannot be honoured: {reason}", code=ErrorCode.NOT_SUPPORTED
-            )
+            shown = self.name if self.secret else f"{self.name}={text}"
+            raise SMTPError(f"{shown} cannot be honoured: {reason}", code=ErrorCode.NOT_SUPPORTED)
         return value
 
 
 def _bad(setting: Setting, text: str, why: str) -> SMTPError:
-    return SMTPError(
-        f"{setting.name}={text!r} is not valid: {why}", code=ErrorCode.INVALID_SETTING_VALUE
-    )
+    shown = setting.name if setting.secret else f"{setting.name}={text!r}"
+    return SMTPError(f"{shown} is not valid: {why}", code=ErrorCode.INVALID_SETTING_VALUE)
 
 
 def format_value(value: Any) -> str:
@@ -277,6 +293,50 @@ def _mechanism_list(value: str) -> str | None:
     return None
 
 
+def seconds(text: str) -> float | None:
+    """The value of a duration setting (GreetingTimeout, ReplyTimeout, QueueMaxAge): None when
+    empty (its default applies), else seconds, decimals allowed. Raises `ValueError` for
+    anything else."""
+    text = text.strip()
+    if not text:
+        return None
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(text)
+    return value
+
+
+def retry_schedule(text: str) -> tuple[float, ...]:
+    """The value of QueueRetrySchedule: the seconds to wait after each failed attempt (the last
+    value repeats); empty: none. Raises `ValueError` for anything but comma-separated numbers
+    of seconds (0 or more, decimals allowed)."""
+    if not text.strip():
+        return ()
+    values = tuple(float(part) for part in text.split(","))
+    if not all(0 <= value < float("inf") for value in values):
+        raise ValueError(text)
+    return values
+
+
+def _retry_schedule(value: str) -> str | None:
+    try:
+        retry_schedule(value)
+    except ValueError:
+        return (
+            "expected comma-separated seconds between attempts, such as 60,300,900,3600 (the "
+            "last value repeats; empty: no retries, IPWorks' behaviour)"
+        )
+    return None
+
+
+def _duration(value: str) -> str | None:
+    try:
+        seconds(value)
+    except ValueError:
+        return "expected seconds (0 or more, decimals allowed; 0: no limit; empty: the default)"
+    return None
+
+
 def _principal(value: str) -> str | None:
     if any(ch.isspace() or ord(ch) < 32 for ch in value):
         return "a service principal is one word, such as smtp@mail.example.com"
@@ -302,7 +362,7 @@ _LIST: list[Setting] = [
     Setting("MaxHeaderLength", int, 78, minimum=30, maximum=998),
     _read_only("MessageHeadersString"),
     Setting("MessageIdAlgorithm", str, "SHA1", check=_message_id_algorithm),
-    Setting("OtherHeaders", str, mirrors="other_headers"),
+    Setting("OtherHeaders", str, mirrors="other_headers", multi_line=True),
     Setting("ReturnPath", str, mirrors="return_path"),
     Setting("SendRSET", bool, True),
     Setting("StopOnBccErrors", bool, False),
@@ -345,7 +405,7 @@ _LIST: list[Setting] = [
     Setting("OpenSSLPrngSeedData", str, ""),
     Setting("ReuseSSLSession", bool, False),
     Setting("SSLAcceptAnyServerCert", bool, False),
-    Setting("SSLCACerts", str, ""),
+    Setting("SSLCACerts", str, "", multi_line=True),
     Setting("SSLCipherStrength", int, 0, minimum=0),
     Setting("SSLEnabledCipherSuites", str, "*", check=_ciphers, unsupported=_tls13_only),
     Setting("SSLEnabledProtocols", int, 0x3C00, unsupported=_protocols),
@@ -367,7 +427,7 @@ _LIST: list[Setting] = [
     _read_only("SSLNegotiatedVersion"),
     Setting("SSLProvider", str, "0", unsupported=_provider),
     Setting("SSLSecurityFlags", int, 0, unsupported=_security_flags),
-    Setting("SSLServerCACerts", str, ""),
+    Setting("SSLServerCACerts", str, "", multi_line=True),
     Setting("TLS12SignatureAlgorithms", str, "", unsupported=_only_empty(_TLS_GROUPS_REASON)),
     Setting("TLS12SupportedGroups", str, "", unsupported=_only_empty(_TLS_GROUPS_REASON)),
     Setting("TLS13KeyShareGroups", str, "", unsupported=_only_empty(_TLS_GROUPS_REASON)),
@@ -414,18 +474,35 @@ _LIST: list[Setting] = [
     Setting("TimeZone", str, "", check=_time_zone),
     Setting("KerberosSPN", str, "", check=_principal),
     Setting("MechanismList", str, "", check=_mechanism_list),
+    Setting("GreetingTimeout", str, "", check=_duration),
+    Setting("ReplyTimeout", str, "", check=_duration),
+    Setting("QueueRetrySchedule", str, "", check=_retry_schedule),
+    Setting("QueueMaxAge", str, "", check=_duration),
 ]
 
 SETTINGS: dict[str, Setting] = {s.name.lower(): s for s in _LIST}
 
 
+_NAME = re.compile(r"[A-Za-z0-9]*")
+
+
 def lookup(name: str) -> Setting:
-    try:
-        return SETTINGS[name.strip().lower()]
-    except KeyError:
-        raise SMTPError(
-            f"unknown configuration setting {name.strip()!r}", code=ErrorCode.UNKNOWN_SETTING
-        ) from None
+    """The setting called `name` (any case). An unknown name is shown up to its first
+    character that no setting name has: ``config("FirewallPassword:secret")`` (a colon for the
+    equals sign) must not echo the secret."""
+    setting = SETTINGS.get(name.strip().lower())
+    if setting is not None:
+        return setting
+    shown = _NAME.match(name.strip())
+    word = shown.group() if shown else ""
+    if word != name.strip():
+        message = (
+            f"unknown configuration setting {word!r} followed by other characters (not "
+            'shown): write config("Name=Value") or config("Name")'
+        )
+    else:
+        message = f"unknown configuration setting {word!r}"
+    raise SMTPError(message, code=ErrorCode.UNKNOWN_SETTING)
 
 
 class ConfigStore:

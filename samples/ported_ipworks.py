@@ -43,6 +43,33 @@ with Server(starttls_context=context, users={"ann": "s3cret"}) as server:
     except IPWorksError as e:
         print("IPWorks error", e.code, e.message)
 
+    # -- MessageRecipients and MessageHeaders by index, as the Python edition spells them -----
+    smtp = SMTP()
+    smtp.set_mail_server(server.host)
+    smtp.set_mail_port(server.port)
+    smtp.set_ssl_start_mode(2)
+    smtp.set_ssl_accept_server_cert(certificate)
+    smtp.set_user("ann")
+    smtp.set_password("s3cret")
+    smtp.set_from("ann@example.com")
+    smtp.set_subject("Recipients by index")
+    smtp.set_message_text("One To, one Cc, each with its own DSN request.")
+    smtp.set_message_recipient_count(2)
+    smtp.set_message_recipient_address(0, "bob@example.com")
+    smtp.set_message_recipient_name(0, "Bob")
+    smtp.set_message_recipient_options(0, "NOTIFY SUCCESS,FAILURE")  # IPWorks' spelling
+    smtp.set_message_recipient_address(1, "cy@example.com")
+    smtp.set_message_recipient_type(1, 1)  # rtCc
+    for i in range(smtp.get_message_header_count()):
+        print("header:", smtp.get_message_header_field(i), "=", smtp.get_message_header_value(i))
+    try:
+        smtp.send()  # this server offers no DSN: refused before MAIL FROM
+    except IPWorksError as e:
+        print("IPWorks error", e.code, e.message)
+    smtp.set_message_recipient_options(0, "")
+    smtp.send()
+    smtp.disconnect()
+
     # -- the same with ipsmtp's own spelling -----------------------------------------------
     plain = PlainSMTP(
         mail_server=server.host,

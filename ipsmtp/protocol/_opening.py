@@ -173,7 +173,7 @@ class _Opening:
         if options.tls_mode is TLSMode.IMPLICIT:
             yield from self.start_tls()
             channel.session.tls_started()
-        greeting = yield from channel.read()
+        greeting = yield from channel.greeting()
         if greeting.code != 220:
             yield from channel.quit_quietly()
             raise SMTPResponseError(
@@ -315,6 +315,30 @@ def authenticate(channel: Channel, options: OpenOptions) -> Flow[None]:
     mechanism = sasl.choose(
         options.auth_mechanism, offered, credentials, target, preference=options.mechanism_list
     )
+    try:
+        yield from _sasl_exchange(channel, mechanism, credentials)
+    except SMTPAuthError as exc:
+        # An OAuth token the server refused (an error challenge then 535, or 454): the
+        # provider gets one chance to give a fresh token, and the exchange is tried once more.
+        refused = exc.reply is not None and exc.reply.code in (535, 454)
+        if not (refused and mechanism.name in _OAUTH and credentials.refreshable):
+            raise
+        observer.info(f"{mechanism.name}: token refused, asking for a fresh one", session.tls)
+        credentials.refresh()
+        mechanism = type(mechanism)(credentials, target)
+        yield from _sasl_exchange(channel, mechanism, credentials)
+    channel.authenticated = True
+    channel.auth_user = credentials.user
+    observer.info(f"authenticated as {credentials.user!r} with {mechanism.name}", session.tls)
+
+
+_OAUTH = frozenset({"XOAUTH2", "OAUTHBEARER"})
+
+
+def _sasl_exchange(
+    channel: Channel, mechanism: sasl.Mechanism, credentials: sasl.Credentials
+) -> Flow[None]:
+    """One AUTH exchange with `mechanism`, to its 235 (else `SMTPAuthError` with the reply)."""
     exchange = sasl.Exchange(mechanism)
     # RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF.
     initial = exchange.initial_response(limit=510 - len(f"AUTH {mechanism.name} "))
@@ -343,9 +367,6 @@ def authenticate(channel: Channel, options: OpenOptions) -> Flow[None]:
     except SMTPAuthError as exc:
         exc.reply = reply  # the 235 that came too early
         raise
-    channel.authenticated = True
-    channel.auth_user = credentials.user
-    observer.info(f"authenticated as {credentials.user!r} with {mechanism.name}", session.tls)
 
 
 def auth_line(channel: Channel, response: str) -> Flow[Reply]:
@@ -373,4 +394,3 @@ def is_loopback(channel: Channel) -> bool:
 def _reason(exc: SMTPError) -> str:
     verify_message = getattr(exc.__cause__, "verify_message", None)
     return str(verify_message) if verify_message else exc.message
-

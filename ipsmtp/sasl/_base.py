@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -17,23 +17,73 @@ class Credentials:
     """What a mechanism may need. `repr()` never shows the password or token.
 
     `authzid` is the SASL authorization identity (the identity to act as, when it differs from
-    `user`); IPWorks calls it AuthorizationIdentity.
+    `user`); IPWorks calls it AuthorizationIdentity. `token_provider` (the component's
+    property) gives the OAuth 2.0 token when a mechanism first reads `token`, called with
+    ``refresh=False``; `refresh()` asks it for a new one (``refresh=True``) after the server
+    refused the token.
     """
 
-    __slots__ = ("authzid", "password", "token", "user")
+    __slots__ = ("_provider", "_token", "authzid", "password", "user")
 
-    def __init__(self, user: str, password: str = "", *, token: str = "", authzid: str = ""):
+    def __init__(
+        self,
+        user: str,
+        password: str = "",
+        *,
+        token: str = "",
+        authzid: str = "",
+        token_provider: Callable[[bool], str] | None = None,
+    ):
         self.user = user
         self.password = password
-        self.token = token
+        self._token = token
+        self._provider = None if token else token_provider
         self.authzid = authzid
 
+    @property
+    def token(self) -> str:
+        if not self._token and self._provider is not None:
+            self._token = _provided(self._provider, refresh=False)
+        return self._token
+
+    @property
+    def refreshable(self) -> bool:
+        """Can `refresh()` get another token (there is a provider)?"""
+        return self._provider is not None
+
+    def refresh(self) -> None:
+        """A fresh token from the provider, for a retry after the server refused one."""
+        if self._provider is not None:
+            self._token = _provided(self._provider, refresh=True)
+
     def secrets(self) -> tuple[str, ...]:
-        """The values that must never appear in a trace or a log."""
-        return tuple(s for s in (self.password, self.token) if s)
+        """The values that must never appear in a trace or a log (a token not yet fetched
+        cannot appear)."""
+        return tuple(s for s in (self.password, self._token) if s)
 
     def __repr__(self) -> str:
         return f"Credentials(user={self.user!r}, password=****, token=****)"
+
+
+def _what(value: object) -> str:
+    return "an empty string" if isinstance(value, str) else f"a {type(value).__name__}"
+
+
+def _provided(provider: Callable[[bool], str], *, refresh: bool) -> str:
+    """The provider's token; `SMTPAuthError` when it gives none (its own errors go through:
+    an `SMTPError` from `ipsmtp.OAuth2RefreshToken`, or whatever the caller's raises)."""
+    token = provider(refresh)
+    if not isinstance(token, str) or not token.strip():
+        raise SMTPAuthError(
+            f"token_provider returned {_what(token)}, not an access token",
+            code=ErrorCode.AUTH_FAILED,
+        )
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in token):
+        raise SMTPAuthError(
+            "token_provider returned a token with control characters (such as CR or LF)",
+            code=ErrorCode.AUTH_FAILED,
+        )
+    return token
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,7 @@ READ_WRITE = {
     "ssl_start_mode",
     "subject",
     "timeout",
+    "token_provider",
     "user",
 }
 READ_ONLY = {
@@ -632,3 +633,300 @@ def test_process_queue_returns_the_report_when_all_went(
     report = smtp.process_queue(tmp_path)
     assert not report.failed
     assert len(server.wait_for_messages(1, timeout=5)) == 1
+
+
+# -- per-field accessors of collection and object properties (issue 14) ----------------------
+
+
+def test_recipient_accessors_list_send_to_cc_and_b_cc(make_ipw: Make) -> None:
+    smtp = make_ipw()
+    smtp.set_send_to('"Doe, Jane" <jane@example.com>, bob@example.com')
+    smtp.set_cc("cy@example.com")
+    smtp.set_b_cc("Dee <dee@example.com>")
+    assert smtp.get_message_recipient_count() == 4
+    got = [
+        (
+            smtp.get_message_recipient_address(i),
+            smtp.get_message_recipient_name(i),
+            smtp.get_message_recipient_type(i),
+            smtp.get_message_recipient_options(i),
+        )
+        for i in range(smtp.get_message_recipient_count())
+    ]
+    assert got == [
+        ("jane@example.com", "Doe, Jane", ipsmtp.RecipientType.TO, ""),
+        ("bob@example.com", "", ipsmtp.RecipientType.TO, ""),
+        ("cy@example.com", "", ipsmtp.RecipientType.CC, ""),
+        ("dee@example.com", "Dee", ipsmtp.RecipientType.BCC, ""),
+    ]
+    with pytest.raises(IPWorksError, match="MessageRecipientAddress index 4 is out of range"):
+        smtp.get_message_recipient_address(4)
+
+
+def test_recipients_built_by_index_are_delivered(
+    make_server: Callable[..., Server], make_ipw: Make
+) -> None:
+    server = make_server()
+    smtp = _ready(make_ipw(server))
+    smtp.set_message_recipient_count(0)
+    assert smtp.get_send_to() == "" and smtp.get_message_recipient_count() == 0
+    smtp.set_message_recipient_count(3)
+    smtp.set_message_recipient_address(0, "bob@example.com")
+    smtp.set_message_recipient_name(0, 'Bob "B" Smith')
+    smtp.set_message_recipient_address(1, "cy@example.com")
+    smtp.set_message_recipient_type(1, 2)  # rtBCc
+    smtp.set_message_recipient_address(2, "dee@example.com")
+    smtp.set_message_recipient_type(2, "rtCc")
+    assert smtp.get_message_recipient_count() == 3
+    assert smtp.get_message_recipient_address(1) == "cy@example.com"  # the order given
+    assert smtp.get_b_cc() == "cy@example.com" and smtp.get_cc() == "dee@example.com"
+    smtp.send()
+    (got,) = server.wait_for_messages(1, timeout=5)
+    assert got.rcpt_tos == ["bob@example.com", "dee@example.com", "cy@example.com"]
+    assert got.message["To"].addresses[0].display_name == 'Bob "B" Smith'
+    assert "Bcc" not in got.message
+    smtp.set_message_recipient_count(1)
+    assert smtp.get_send_to() == '"Bob \\"B\\" Smith" <bob@example.com>'
+    assert smtp.get_cc() == "" and smtp.get_b_cc() == ""
+
+
+def test_a_bare_address_is_required_by_index(make_ipw: Make) -> None:
+    smtp = make_ipw()
+    smtp.set_message_recipient_count(1)
+    with pytest.raises(IPWorksError, match="MessageRecipientAddress must be one bare address"):
+        smtp.set_message_recipient_address(0, "Bob <bob@example.com>")
+    with pytest.raises(IPWorksError, match=r"MessageRecipientAddress .*'bob' has no domain"):
+        smtp.set_message_recipient_address(0, "bob")
+    with pytest.raises(IPWorksError, match=r"MessageRecipientType .*not a valid RecipientType"):
+        smtp.set_message_recipient_type(0, 7)
+
+
+def test_recipient_options_go_on_that_recipients_rcpt_line(
+    make_server: Callable[..., Server], make_ipw: Make
+) -> None:
+    server = make_server(features=["DSN"])
+    smtp = _ready(make_ipw(server))
+    smtp.set_send_to("bob@example.com, cy@example.com")
+    smtp.set_message_recipient_options(0, "NOTIFY=SUCCESS,FAILURE")
+    smtp.set_message_recipient_options(1, "NOTIFY DELAY ORCPT=rfc822;cy@example.org")  # IPWorks
+    assert smtp.get_message_recipient_options(0) == "NOTIFY=SUCCESS,FAILURE"
+    assert smtp.get_message_recipients()[0].options == "NOTIFY=SUCCESS,FAILURE"
+    smtp.send()
+    (got,) = server.wait_for_messages(1, timeout=5)
+    assert got.rcpt_options_by_address == {
+        "bob@example.com": ["NOTIFY=SUCCESS,FAILURE"],
+        "cy@example.com": ["NOTIFY=DELAY", "ORCPT=rfc822;cy@example.org"],
+    }
+
+
+def test_recipient_options_override_the_dsn_config_for_that_recipient_only(
+    make_server: Callable[..., Server], make_ipw: Make
+) -> None:
+    server = make_server(features=["DSN"])
+    smtp = _ready(make_ipw(server))
+    smtp.config("DSNNotify=FAILURE")
+    smtp.set_send_to("bob@example.com, cy@example.com")
+    smtp.set_message_recipient_options(1, "NOTIFY=NEVER")
+    smtp.send()
+    (got,) = server.wait_for_messages(1, timeout=5)
+    assert got.rcpt_options_by_address == {
+        "bob@example.com": ["NOTIFY=FAILURE"],
+        "cy@example.com": ["NOTIFY=NEVER"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ("NOTIFY=SUCCESS\r\nRSET", "control characters"),
+        ("NOTIFY=SUCCESS\x00", "control characters"),
+        ("NOTIFY=MAYBE", "NOTIFY takes NEVER, or one or more of SUCCESS, FAILURE and DELAY"),
+        ("=x", "not an RCPT parameter of the form KEYWORD=value"),
+        ("NOTIFY=SUCCESS NOTIFY=DELAY", "gives NOTIFY twice"),
+        ("ORCPT=cy@example.org", "ORCPT takes an address type"),
+        ("X-A=é", "must be ASCII"),
+    ],
+)
+def test_bad_recipient_options_are_refused_in_ipworks_terms(
+    make_ipw: Make, options: str, reason: str
+) -> None:
+    smtp = make_ipw()
+    smtp.set_send_to("bob@example.com")
+    smtp.set_message_recipient_options(0, "NOTIFY=FAILURE")
+    with pytest.raises(IPWorksError) as caught:
+        smtp.set_message_recipient_options(0, options)
+    message = caught.value.message
+    assert message.startswith("MessageRecipientOptions ")
+    assert reason in message
+    assert caught.value.code == ErrorCode.INVALID_SETTING_VALUE
+    assert "validation error" not in message and "type=" not in message
+    assert smtp.get_message_recipient_options(0) == "NOTIFY=FAILURE"  # the old value stays
+
+
+def test_recipient_options_the_server_does_not_offer_stop_before_mail(
+    make_server: Callable[..., Server], make_ipw: Make
+) -> None:
+    server = make_server()  # no DSN
+    smtp = _ready(make_ipw(server))
+    smtp.set_message_recipient_options(0, "NOTIFY=SUCCESS")
+    with pytest.raises(IPWorksError) as caught:
+        smtp.send()
+    assert caught.value.code == ErrorCode.NOT_SUPPORTED
+    assert "NOTIFY=SUCCESS of <bob@example.com> needs the server's DSN" in caught.value.message
+    assert server.messages == []
+    assert b"MAIL FROM" not in b"".join(s.wire for s in server.sessions if s.wire)
+
+
+def test_options_follow_the_recipient_and_reset_headers_clears_them(make_ipw: Make) -> None:
+    smtp = make_ipw()
+    smtp.set_send_to("bob@example.com")
+    smtp.set_message_recipient_options(0, "NOTIFY=DELAY")
+    smtp.set_message_recipient_address(0, "rob@example.com")
+    assert smtp.get_message_recipient_options(0) == "NOTIFY=DELAY"
+    smtp.reset_headers()
+    smtp.set_send_to("rob@example.com")
+    assert smtp.get_message_recipient_options(0) == ""
+
+
+def test_header_accessors_list_the_headers_send_writes(make_ipw: Make) -> None:
+    smtp = _ready(make_ipw(), "hi")
+    smtp.set_message_date("")
+    smtp.set_message_id("<1@example.com>")
+    headers = smtp.get_message_headers()
+    assert smtp.get_message_header_count() == len(headers) > 3
+    fields = [smtp.get_message_header_field(i) for i in range(len(headers))]
+    values = [smtp.get_message_header_value(i) for i in range(len(headers))]
+    assert fields == [h.field for h in headers] and values == [h.value for h in headers]
+    assert values[fields.index("Subject")] == "Hello"
+    with pytest.raises(IPWorksError, match="MessageHeaderField index -1 is out of range"):
+        smtp.get_message_header_field(-1)
+
+
+def test_firewall_fields_read_and_write_one_field_each(make_ipw: Make) -> None:
+    smtp = make_ipw()
+    smtp.set_firewall_type(2)  # fwSOCKS4
+    smtp.set_firewall_host("proxy.example.com")
+    smtp.set_firewall_port(1081)
+    smtp.set_firewall_user("u")
+    smtp.set_firewall_password("p4ss")
+    smtp.set_firewall_auto_detect(False)
+    assert smtp.get_firewall_type() == ipsmtp.FirewallType.SOCKS4
+    assert smtp.get_firewall_host() == "proxy.example.com" == smtp.firewall.host
+    assert smtp.get_firewall_port() == 1081
+    assert smtp.get_firewall_user() == "u"
+    assert smtp.get_firewall_password().get_secret_value() == "p4ss"
+    assert smtp.get_firewall_auto_detect() is False
+    with pytest.raises(IPWorksError) as caught:
+        smtp.set_firewall_port(70000)
+    assert caught.value.message == "FirewallPort must be between 0 and 65535, got 70000"
+    with pytest.raises(IPWorksError, match=r"^FirewallType "):
+        smtp.set_firewall_type(7)
+    assert smtp.get_firewall_port() == 1081
+
+
+def test_a_refused_value_names_the_ipworks_property_without_pydantic_text(
+    make_ipw: Make,
+) -> None:
+    smtp = make_ipw()
+    with pytest.raises(IPWorksError) as caught:
+        smtp.set_mail_port(70000)
+    assert caught.value.message == "MailPort must be between 1 and 65535, got 70000"
+    with pytest.raises(IPWorksError) as caught:
+        smtp.set_send_to("Doe, Jane <jane@x.org>")
+    assert caught.value.message.startswith("SendTo 'Doe, Jane <jane@x.org>' is not valid")
+    assert "'Doe' has no domain" in caught.value.message
+    with pytest.raises(IPWorksError) as caught:
+        SMTP(MailPort=0)
+    assert caught.value.message.startswith("MailPort must be")
+
+
+@pytest.fixture
+def client_pem(ca: Any, tmp_path: Path) -> tuple[str, Any]:
+    leaf = ca.issue_cert("client@example.com", common_name="Client One")
+    path = tmp_path / "client.pem"
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(path))
+    return str(path), leaf
+
+
+def test_ssl_cert_fields_load_a_pem_key_file(make_ipw: Make, client_pem: tuple[str, Any]) -> None:
+    path, leaf = client_pem
+    smtp = make_ipw()
+    assert smtp.get_ssl_cert_encoded() == b""
+    smtp.set_ssl_cert_store_type(6)  # cstPEMKeyFile
+    smtp.set_ssl_cert_store(path)
+    smtp.set_ssl_cert_subject("CN=Client One")
+    assert smtp.get_ssl_cert() == path == smtp.get_ssl_cert_store()
+    assert smtp.get_ssl_cert_store_type() == 6
+    assert smtp.get_ssl_cert_subject() == "CN=Client One"
+    assert smtp.get_ssl_cert_encoded() == ssl.PEM_cert_to_DER_cert(
+        leaf.cert_chain_pems[0].bytes().decode()
+    )
+
+
+def test_ssl_cert_fields_refuse_what_ipsmtp_cannot_load(
+    make_ipw: Make, client_pem: tuple[str, Any], tmp_path: Path
+) -> None:
+    path, _ = client_pem
+    smtp = make_ipw()
+    smtp.set_ssl_cert_store(path)
+    with pytest.raises(IPWorksError) as caught:
+        smtp.set_ssl_cert_store_type(2)  # cstPFXFile
+    assert caught.value.message.startswith("SSLCertStoreType 2 (PFXFile) is not supported")
+    assert "openssl pkcs12" in caught.value.message
+    with pytest.raises(IPWorksError, match=r"^SSLCertSubject 'CN=Other' does not match"):
+        smtp.set_ssl_cert_subject("CN=Other")
+    (tmp_path / "empty.pem").write_text("")
+    with pytest.raises(IPWorksError, match=r"^SSLCertStore .* cannot be loaded"):
+        smtp.set_ssl_cert_store(str(tmp_path / "empty.pem"))
+    with pytest.raises(IPWorksError, match=r"^SSLCertStorePassword is not supported"):
+        smtp.set_ssl_cert_store_password("pw")
+    assert smtp.get_ssl_cert_store_type() == 99 and smtp.get_ssl_cert() == path
+
+
+def test_ssl_server_cert_fields_after_a_handshake(tls_server: Server, make_ipw: Make) -> None:
+    smtp = _ready(make_ipw(tls_server, ssl_start_mode=SSLStartMode.EXPLICIT))
+    assert smtp.get_ssl_server_cert_encoded() == b"" and smtp.get_ssl_server_cert_subject() == ""
+
+    def accept(e: EventArgs) -> None:
+        e.accept = True
+
+    smtp.on_ssl_server_authentication = accept
+    smtp.send()
+    der = smtp.get_ssl_server_cert_encoded()
+    assert der and der == smtp.ssl_server_cert
+    assert smtp.get_ssl_server_cert_subject() and smtp.get_ssl_server_cert_issuer()
+
+
+def test_every_property_has_a_typed_accessor_in_the_table() -> None:
+    from ipsmtp.compat.ipworks import _unlisted
+
+    assert _unlisted() == []
+
+
+TYPED_SCRIPT = """
+from ipsmtp.compat.ipworks import SMTP
+
+smtp = SMTP()
+smtp.set_mail_server("mail.example.com")
+smtp.set_mail_port(587)
+smtp.set_firewall_type(3)
+smtp.set_ssl_cert_store_type(6)
+smtp.set_message_recipient_count(1)
+smtp.set_message_recipient_address(0, "bob@example.com")
+smtp.set_message_recipient_options(0, "NOTIFY=FAILURE")
+port: int = smtp.get_mail_port()
+count: int = smtp.get_message_recipient_count() + smtp.get_message_header_count()
+field: str = smtp.get_message_header_field(0) + smtp.get_message_header_value(0)
+der: bytes = smtp.get_ssl_server_cert_encoded()
+"""
+
+
+def test_code_calling_the_accessors_passes_mypy_strict(tmp_path: Path) -> None:
+    api = pytest.importorskip("mypy.api")
+    script = tmp_path / "script.py"
+    script.write_text(TYPED_SCRIPT + "wrong: int = smtp.get_mail_server()\n")
+    # Incremental: with the project's mypy cache warm (scripts/test.sh runs mypy first),
+    # only the script is checked.
+    out, _, _ = api.run(["--strict", str(script)])
+    errors = [line for line in out.splitlines() if f"{script.name}:" in line]
+    assert len(errors) == 1 and 'expression has type "str"' in errors[0], out
