@@ -19,17 +19,47 @@ from .sasl._server import (
     CramMD5Verifier,
     DigestMD5Verifier,
     GSSAPIVerifier,
+    Identity,
     LoginVerifier,
     NTLMVerifier,
     OAuthVerifier,
     PlainVerifier,
+    Refused,
     ScramVerifier,
+    ServerFlow,
     Verifier,
 )
 
 PASSWORD_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256")
 TOKEN_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
 MECHANISMS = (*PASSWORD_MECHANISMS, *TOKEN_MECHANISMS, "NTLM", "GSSAPI")
+# The mechanisms that carry the password itself, so that a callback can judge it
+# (`Server(authenticate=...)`); the others prove knowledge of a stored password and need `users`.
+CLEAR_MECHANISMS = ("PLAIN", "LOGIN")
+
+
+class ClearPasswordVerifier(Verifier):
+    """PLAIN (RFC 4616) or LOGIN, parsed but not judged: the flow returns the identity and
+    leaves the password in `password` for the server's `authenticate` callback, which takes
+    it (and the server clears it) at once."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.password: str | None = None
+
+    def flow(self, initial: bytes | None) -> ServerFlow:
+        if self.name == "PLAIN":
+            response = initial if initial is not None else (yield b"")
+            parts = response.decode("utf-8", "replace").split("\0")
+            if len(parts) != 3:
+                raise Refused
+            authzid, user, password = parts
+        else:
+            raw_user = initial if initial is not None else (yield b"Username:")
+            password = (yield b"Password:").decode("utf-8", "replace")
+            authzid, user = "", raw_user.decode("utf-8", "replace")
+        self.password = password
+        return Identity(user, authzid)
 
 
 def _installed(*modules: str) -> bool:
@@ -46,6 +76,7 @@ class AuthSettings:
     realm: str = "ipsmtp.server"  # DIGEST-MD5 realm and CRAM-MD5 challenge domain
     scram_iterations: int = 4096
     wanted: list[str] | None = None  # None: everything the accounts allow
+    clear_text: bool = False  # an `authenticate` callback judges PLAIN and LOGIN
 
     def offered(self) -> list[str]:
         """The mechanisms to announce. Without `wanted`: the password mechanisms when there
@@ -61,6 +92,8 @@ class AuthSettings:
             offered += PASSWORD_MECHANISMS
             if _installed("spnego"):
                 offered.append("NTLM")
+        elif self.clear_text:
+            offered += CLEAR_MECHANISMS
         if self.tokens:
             offered += TOKEN_MECHANISMS
         if self.keytab is not None:
@@ -68,6 +101,8 @@ class AuthSettings:
         return offered
 
     def verifier(self, name: str) -> Verifier:
+        if self.clear_text and name in CLEAR_MECHANISMS:
+            return ClearPasswordVerifier(name)
         if name == "PLAIN":
             return PlainVerifier(self.users)
         if name == "LOGIN":

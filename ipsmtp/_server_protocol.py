@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 
+from ._server_auth import ClearPasswordVerifier
 from ._server_bdat import ChunkingSMTP
-from ._server_records import ReceivedMessage
+from ._server_records import ReceivedMessage, Reply, ServerSession
 from ._server_session import keeps_help
 from .sasl._server import Identity, Refused
 
@@ -66,6 +67,25 @@ class _Protocol(ChunkingSMTP):
         self._disconnected = False
         self._rcpt_options_by_address: dict[str, list[str]] = {}
         self._auth_failures = 0
+        self.server_session = ServerSession(self.record, self._close_soon)
+
+    def _close_soon(self) -> None:
+        """`ServerSession.disconnect()` from outside a callback: close from the loop."""
+        loop = self._owner._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._close_now)
+
+    def _close_now(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def decide(self, callback: Any, *args: Any) -> Any:
+        """Run a callback that decides a command, with this connection as its session; when
+        it called `disconnect()`, answer 421 and hang up instead."""
+        verdict = self._owner._call(callback, *args, session=self.server_session)
+        if self.server_session.disconnect_requested:
+            await self.hang_up(self._owner.closing_reply)
+        return verdict
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -82,7 +102,7 @@ class _Protocol(ChunkingSMTP):
         if upgraded or transport.get_extra_info("sslcontext") is not None:
             self.record.tls = True
         if first:
-            refusal = self._owner._admit(self.record)
+            refusal = self._owner._admit(self.server_session)
             if refusal and isinstance(transport, asyncio.WriteTransport):
                 # Instead of the greeting (RFC 5321 §3.1): the refusal, then hang up.
                 self._refused = True
@@ -99,7 +119,7 @@ class _Protocol(ChunkingSMTP):
         super().connection_lost(error)
         if not self._disconnected:  # once, not again for the pre-TLS transport
             self._disconnected = True
-            self._owner._call(self._owner.on_disconnect, self.record)
+            self._owner._call(self._owner.on_disconnect, self.record, session=self.server_session)
 
     # -- replies ---------------------------------------------------------------------------
 
@@ -238,7 +258,8 @@ class _Protocol(ChunkingSMTP):
             except ValueError:
                 await self.push("501 5.5.2 Can't decode base64")
                 return AuthResult(success=False, handled=True)
-        flow = self._owner._auth.verifier(name).flow(initial)
+        verifier = self._owner._auth.verifier(name)
+        flow = verifier.flow(initial)
         try:
             challenge = next(flow)
             while True:
@@ -250,13 +271,47 @@ class _Protocol(ChunkingSMTP):
             identity: Identity = done.value
         except Refused:
             return AuthResult(success=False, handled=False)  # handled=False: send the 535
-        refusal = self._owner._call(self._owner.on_login, identity.user, name, identity.authzid)
-        if refusal:
-            await self.push(refusal)
-            return AuthResult(success=False, handled=True)
+        if isinstance(verifier, ClearPasswordVerifier):
+            verdict = await self._judge_password(verifier, name, identity.user)
+            if verdict is not True:
+                if isinstance(verdict, str) and verdict:
+                    await self.push(verdict)
+                    return AuthResult(success=False, handled=True)
+                return AuthResult(success=False, handled=False)
+        # on_login sees the session's username (current_session().username) while it decides.
         self.record.auth_mechanism = name
         self.record.auth_user, self.record.auth_authzid = identity
+        try:
+            refusal: Reply = await self.decide(
+                self._owner.on_login, identity.user, name, identity.authzid
+            )
+        except BaseException:
+            self._forget_login()
+            raise
+        if refusal:
+            self._forget_login()
+            await self.push(refusal)
+            return AuthResult(success=False, handled=True)
         return AuthResult(success=True, auth_data=identity)
+
+    def _forget_login(self) -> None:
+        self.record.auth_mechanism, self.record.auth_user, self.record.auth_authzid = "", None, ""
+
+    async def _judge_password(
+        self, verifier: ClearPasswordVerifier, mechanism: str, user: str
+    ) -> bool | str | None:
+        """`Server.authenticate` on the password PLAIN or LOGIN carried; the verifier's copy
+        is dropped first, so the password lives only for the call."""
+        password, verifier.password = verifier.password or "", None
+        verdict = await self.decide(
+            self._owner.authenticate, self.server_session, mechanism, user, password
+        )
+        if not isinstance(verdict, (bool, str)) and verdict is not None:
+            raise TypeError(
+                "authenticate must return True, False, None or a reply line, "
+                f"not {type(verdict).__name__}"
+            )
+        return verdict
 
     auth_PLAIN = auth_LOGIN = auth_CRAM__MD5 = auth_DIGEST__MD5 = _sasl_auth
     auth_SCRAM__SHA__1 = auth_SCRAM__SHA__256 = auth_XOAUTH2 = auth_OAUTHBEARER = _sasl_auth
@@ -296,7 +351,7 @@ class _Handler:
         options: list[str],
     ) -> str:
         options = [*options, *server._extra_mail_options]
-        refusal = self.owner._call(self.owner.on_mail_from, address, options)
+        refusal: Reply = await server.decide(self.owner.on_mail_from, address, options)
         if refusal:
             return refusal
         envelope.mail_from = address
@@ -312,7 +367,7 @@ class _Handler:
         options: list[str],
     ) -> str:
         options = [*options, *server._extra_rcpt_options]
-        refusal = self.owner._call(self.owner.on_rcpt_to, address, options)
+        refusal: Reply = await server.decide(self.owner.on_rcpt_to, address, options)
         if refusal:
             return refusal
         envelope.rcpt_tos.append(address)
@@ -339,7 +394,7 @@ class _Handler:
             rcpt_options_by_address=dict(server._rcpt_options_by_address),
         )
         server._rcpt_options_by_address = {}
-        refusal = self.owner._call(self.owner.on_receive, received)
+        refusal: Reply = await server.decide(self.owner.on_receive, received)
         if not self.owner.lmtp:
             if refusal:
                 return refusal
@@ -347,7 +402,7 @@ class _Handler:
             return "250 OK: message accepted"
         replies, delivered = [], []
         for rcpt in received.rcpt_tos:
-            verdict = refusal or self.owner._call(self.owner.on_deliver, rcpt, received)
+            verdict = refusal or await server.decide(self.owner.on_deliver, rcpt, received)
             if verdict:
                 replies.append(verdict)
             else:

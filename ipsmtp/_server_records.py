@@ -4,7 +4,9 @@ per accepted message, and the types of the callbacks that decide each command. P
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -72,6 +74,82 @@ class ReceivedMessage:
         return parsed
 
 
+class ServerSession:
+    """One connection as its callbacks see it: `id` (the `SessionRecord` id), `ip` and
+    `port` of the client, `username` once AUTH succeeded, `tls`, and `disconnect()`.
+    Inside a callback, `ipsmtp.server.current_session()` returns it. It never holds a
+    password."""
+
+    __slots__ = ("_closer", "disconnect_requested", "record")
+
+    def __init__(self, record: SessionRecord, closer: Callable[[], None]) -> None:
+        self.record = record
+        self._closer = closer  # closes the connection from any thread
+        self.disconnect_requested = False
+
+    @property
+    def id(self) -> int:
+        return self.record.id
+
+    @property
+    def ip(self) -> str:
+        peer = self.record.peer
+        return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+    @property
+    def port(self) -> int:
+        peer = self.record.peer
+        return int(peer[1]) if isinstance(peer, tuple) and len(peer) > 1 else 0
+
+    @property
+    def username(self) -> str | None:
+        return self.record.auth_user
+
+    @property
+    def tls(self) -> bool:
+        return self.record.tls
+
+    @property
+    def closed(self) -> bool:
+        return self.record.closed
+
+    def disconnect(self) -> None:
+        """Close the connection. From inside one of this session's callbacks, the command
+        being decided is answered ``421 4.7.0 ... closing connection`` instead of the
+        callback's reply, and then the connection is closed; from anywhere else (another
+        thread, a later moment) the connection is closed at once."""
+        self.disconnect_requested = True
+        if _CURRENT.get(None) is not self:
+            self._closer()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ServerSession id={self.id} ip={self.ip!r} port={self.port} user={self.username!r}>"
+        )
+
+
+_CURRENT: contextvars.ContextVar[ServerSession] = contextvars.ContextVar("ipsmtp_server_session")
+
+
+def current_session() -> ServerSession:
+    """The session whose callback is running now (in the server's thread). Raises
+    `LookupError` outside a callback."""
+    return _CURRENT.get()
+
+
+@contextmanager
+def in_session(session: ServerSession | None) -> Iterator[None]:
+    """Make `session` the `current_session()` while a callback runs."""
+    if session is None:
+        yield
+        return
+    token = _CURRENT.set(session)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
 Reply = str | None
 ConnectCallback = Callable[[Any], Reply]
 LoginCallback = Callable[[str, str, str], Reply]
@@ -79,3 +157,5 @@ MailCallback = Callable[[str, list[str]], Reply]
 ReceiveCallback = Callable[[ReceivedMessage], Reply]
 DeliverCallback = Callable[[str, ReceivedMessage], Reply]
 DisconnectCallback = Callable[[SessionRecord], None]
+# (session, mechanism, username, password) -> True to accept, False/None for 535, or a reply.
+AuthenticateCallback = Callable[[ServerSession, str, str, str], "bool | str | None"]

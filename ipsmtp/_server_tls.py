@@ -12,11 +12,23 @@ def server_context(
     key: str | None = None,
     min_version: ssl.TLSVersion | str | None = None,
     max_version: ssl.TLSVersion | str | None = None,
+    client_ca: str | None = None,
+    verify_client: bool = False,
 ) -> ssl.SSLContext:
     """A server TLS context from PEM files, optionally bounded to a range of TLS versions
-    (``ssl.TLSVersion`` or its name: ``"TLSv1_2"``, ``"TLSv1.2"``)."""
+    (``ssl.TLSVersion`` or its name: ``"TLSv1_2"``, ``"TLSv1.2"``).
+
+    `client_ca` (a PEM file of CA certificates) checks the certificates clients present:
+    with `verify_client` a client must present one that chains to those CAs, or its
+    handshake fails (``CERT_REQUIRED``); without, one is checked only when presented
+    (``CERT_OPTIONAL``)."""
+    if verify_client and not client_ca:
+        raise ValueError("verifying client certificates needs the CA file that issues them")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
+    if client_ca:
+        context.load_verify_locations(client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED if verify_client else ssl.CERT_OPTIONAL
     if min_version is not None:
         context.minimum_version = _tls_version(min_version)
     if max_version is not None:

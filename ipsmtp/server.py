@@ -43,6 +43,7 @@ from typing import Any
 from ._server_auth import MECHANISMS, AuthSettings, NTLMUsers
 from ._server_protocol import FEATURES, _Handler, _Protocol, _refuse
 from ._server_records import (
+    AuthenticateCallback,
     ConnectCallback,
     DeliverCallback,
     DisconnectCallback,
@@ -51,11 +52,22 @@ from ._server_records import (
     ReceiveCallback,
     ReceivedMessage,
     Reply,
+    ServerSession,
     SessionRecord,
+    current_session,
+    in_session,
 )
 from ._server_tls import self_signed_context, server_context
 
-__all__ = ["ReceivedMessage", "Server", "SessionRecord", "self_signed_context", "server_context"]
+__all__ = [
+    "ReceivedMessage",
+    "Server",
+    "ServerSession",
+    "SessionRecord",
+    "current_session",
+    "self_signed_context",
+    "server_context",
+]
 
 # aiosmtpd logs to "mail.log" without a handler, so Python's last-resort handler prints its
 # warnings (a client's failed TLS handshake, its own deprecation notice on every AUTH) to
@@ -102,6 +114,18 @@ class Server:
         tls_min_version: with `tls_cert`, the lowest TLS version (an `ssl.TLSVersion` or a
             name such as ``"TLSv1.2"``).
         tls_max_version: with `tls_cert`, the highest TLS version.
+        tls_client_ca: with `tls_cert`, a PEM file of the CAs whose client certificates
+            are accepted; a client certificate that does not chain to them fails the
+            handshake.
+        tls_verify_client: with `tls_client_ca`, a client must present a certificate
+            (``CERT_REQUIRED``); otherwise one is checked only when presented.
+        authenticate: ``(session, mechanism, username, password) -> True | False | reply``
+            judges AUTH PLAIN and LOGIN (the mechanisms that carry the password itself):
+            True accepts, False or None refuses with ``535 5.7.8``, a reply line refuses
+            with that reply. It replaces `users` for those two mechanisms (which are then
+            offered even without `users`); the challenge-response mechanisms (CRAM-MD5,
+            DIGEST-MD5, SCRAM, NTLM) prove knowledge of a stored password and still need
+            `users`. `on_login` runs after it, as after any successful check.
         on_connect: ``(peer) -> None | "554 reply"`` when a client connects; a reply is sent
             instead of the greeting and the connection closed.
         on_login: ``(user, mechanism, authzid) -> None | "535 reply"`` after the credentials
@@ -122,7 +146,9 @@ class Server:
             the server throws away unread are not kept.
 
     Callbacks run in the server's thread; an exception in one is answered with a 5xx and
-    logged by aiosmtpd.
+    logged by aiosmtpd. Every callback can see its connection: `current_session()` returns
+    the `ServerSession` (`id`, `ip`, `port`, `username`, `disconnect()`) while it runs, and
+    `authenticate` receives it as its first argument.
     """
 
     ALL_FEATURES = FEATURES
@@ -154,11 +180,14 @@ class Server:
         on_connect: ConnectCallback | None = None,
         on_login: LoginCallback | None = None,
         on_disconnect: DisconnectCallback | None = None,
+        authenticate: AuthenticateCallback | None = None,
         tls_cert: str | None = None,
         tls_key: str | None = None,
         implicit_tls: bool = False,
         tls_min_version: ssl.TLSVersion | str | None = None,
         tls_max_version: ssl.TLSVersion | str | None = None,
+        tls_client_ca: str | None = None,
+        tls_verify_client: bool = False,
         max_connections: int | None = None,
         max_auth_failures: int | None = 3,
         history: int | None = None,
@@ -170,15 +199,29 @@ class Server:
         self.port = port
         self.hostname = hostname
         if tls_cert is not None:
-            context = server_context(tls_cert, tls_key, tls_min_version, tls_max_version)
+            context = server_context(
+                tls_cert,
+                tls_key,
+                tls_min_version,
+                tls_max_version,
+                client_ca=tls_client_ca,
+                verify_client=tls_verify_client,
+            )
             if implicit_tls:
                 implicit_tls_context = context
             else:
                 starttls_context = context
-        elif tls_key or implicit_tls or tls_min_version or tls_max_version:
+        elif (
+            tls_key
+            or implicit_tls
+            or tls_min_version
+            or tls_max_version
+            or tls_client_ca
+            or tls_verify_client
+        ):
             raise ValueError(
-                "tls_key, implicit_tls, tls_min_version and tls_max_version go with tls_cert; "
-                "with your own context, set them on the context"
+                "tls_key, implicit_tls, tls_min_version, tls_max_version, tls_client_ca and "
+                "tls_verify_client go with tls_cert; with your own context, set them on it"
             )
         self.starttls_context = starttls_context
         self.implicit_tls_context = implicit_tls_context
@@ -199,6 +242,7 @@ class Server:
             realm=hostname,
             scram_iterations=scram_iterations,
             wanted=self.auth_mechanisms,
+            clear_text=authenticate is not None,
         )
         self._auth.offered()  # unknown mechanism names fail here, not in the server thread
         self.features = frozenset(f.upper() for f in features)
@@ -215,6 +259,7 @@ class Server:
         self.on_connect = on_connect
         self.on_login = on_login
         self.on_disconnect = on_disconnect
+        self.authenticate = authenticate
         self.max_connections = max_connections
         if max_auth_failures is not None and max_auth_failures < 1:
             raise ValueError("max_auth_failures must be at least 1, or None for no limit")
@@ -343,17 +388,26 @@ class Server:
         self._protocols.append(protocol)
         return protocol
 
-    def _admit(self, record: SessionRecord) -> Reply:
+    def _admit(self, session: ServerSession) -> Reply:
         """None to greet a new connection, or the reply that refuses it."""
+        record = session.record
         if self.max_connections is not None:
             open_now = sum(1 for p in self._protocols if p.connected and not p._refused)
             if open_now > self.max_connections:
                 return f"421 4.7.0 {self.hostname} too many connections, try again later"
         try:
-            return self._call(self.on_connect, record.peer)
+            refusal: Reply = self._call(self.on_connect, record.peer, session=session)
         except Exception:  # a broken filter must not let everyone in
             log.exception("the on_connect callback failed; refusing the connection")
             return f"421 4.3.0 {self.hostname} cannot take the connection now"
+        if session.disconnect_requested:
+            return self.closing_reply
+        return refusal
+
+    @property
+    def closing_reply(self) -> str:
+        """The reply to a command whose callback called `ServerSession.disconnect()`."""
+        return f"421 4.7.0 {self.hostname} closing connection"
 
     def _register(self, record: SessionRecord) -> None:
         """Number a new connection's record and add it to `sessions`."""
@@ -372,10 +426,17 @@ class Server:
                 del self.messages[: len(self.messages) - self.history]
             self._arrived.notify_all()
 
-    def _call(self, callback: Callable[..., Reply] | None, *args: Any) -> Reply:
+    def _call(
+        self,
+        callback: Callable[..., Any] | None,
+        *args: Any,
+        session: ServerSession | None = None,
+    ) -> Any:
+        """Run a callback with `session` as the `current_session()`."""
         if callback is None:
             return None
-        return callback(*args)
+        with in_session(session):
+            return callback(*args)
 
     def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[ReceivedMessage]:
         """Wait until at least `count` messages arrived (or `timeout` passed); return them."""
