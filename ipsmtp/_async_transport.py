@@ -47,6 +47,7 @@ from ._transport import (
     _apply_options,
     check_connect_reply,
     connect_request,
+    dns_timed_out,
     reply_limits,
     tls_refused,
     translate,
@@ -486,10 +487,18 @@ async def _connect_direct(
     host: str, port: int, settings: SocketSettings, timeout: float | None
 ) -> socket.socket:
     loop = asyncio.get_running_loop()
-    async with _timeout(timeout):
-        infos = await loop.getaddrinfo(
-            host.lstrip("*"), port, family=settings.family, type=socket.SOCK_STREAM
-        )
+    limit = settings.dns_timeout  # DNSTimeout, when shorter than the connect timeout
+    if limit and timeout and limit > timeout:
+        limit = None
+    try:
+        async with _timeout(limit or timeout):
+            infos = await loop.getaddrinfo(
+                host.lstrip("*"), port, family=settings.family, type=socket.SOCK_STREAM
+            )
+    except (TimeoutError, asyncio.TimeoutError):
+        if limit:
+            raise dns_timed_out(host.lstrip("*"), limit) from None
+        raise
     if not infos:
         raise OSError(errno.EHOSTUNREACH, f"no address for {host}")
     if settings.prefer_family:

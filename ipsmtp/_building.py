@@ -148,6 +148,9 @@ class MessageBuilder(PropertyModel):
         if not p.mail_server:
             raise SMTPError("mail_server is not set", code=ErrorCode.MISSING_PROPERTY)
         mode = SSLStartMode(p.ssl_start_mode)
+        port = p.mail_port
+        if mode is SSLStartMode.IMPLICIT and not p.changed_from_default("mail_port"):
+            port = 465  # implicit TLS and no port set: the submissions port (RFC 8314)
         if mode is SSLStartMode.IMPLICIT or (mode is SSLStartMode.AUTOMATIC and p.mail_port == 465):
             tls_mode = TLSMode.IMPLICIT
         elif mode is SSLStartMode.EXPLICIT or (mode is SSLStartMode.AUTOMATIC and p.ssl_enabled):
@@ -171,6 +174,7 @@ class MessageBuilder(PropertyModel):
             absolute=c["AbsoluteTimeout"],
             reply_timeout=seconds(c["ReplyTimeout"]),
             greeting_timeout=seconds(c["GreetingTimeout"]),
+            dns_timeout=seconds(c["DNSTimeout"]) or None,
             family=family,
             prefer_family=_AF_INET6 if use_ipv6 == 2 else 0,
             local_host=bind_host,
@@ -188,7 +192,7 @@ class MessageBuilder(PropertyModel):
         proxy = self._proxy()
         target = TransportTarget(
             host=p.mail_server,
-            port=p.mail_port,
+            port=port,
             socket=sockets,
             proxy=proxy,
             make_context=self._tls_context,
@@ -196,7 +200,7 @@ class MessageBuilder(PropertyModel):
         )
         return OpenOptions(
             host=p.mail_server,
-            port=p.mail_port,
+            port=port,
             tls_mode=tls_mode,
             hello=self._hello_name(),
             transport=target,

@@ -294,9 +294,9 @@ def _mechanism_list(value: str) -> str | None:
 
 
 def seconds(text: str) -> float | None:
-    """The value of a duration setting (GreetingTimeout, ReplyTimeout, QueueMaxAge): None when
-    empty (its default applies), else seconds, decimals allowed. Raises `ValueError` for
-    anything else."""
+    """The value of a duration setting (GreetingTimeout, DNSTimeout, ReplyTimeout, QueueMaxAge):
+    None when empty (its default applies), else seconds, decimals allowed. Raises `ValueError`
+    for anything else."""
     text = text.strip()
     if not text:
         return None
@@ -475,6 +475,7 @@ _LIST: list[Setting] = [
     Setting("KerberosSPN", str, "", check=_principal),
     Setting("MechanismList", str, "", check=_mechanism_list),
     Setting("GreetingTimeout", str, "", check=_duration),
+    Setting("DNSTimeout", str, "", check=_duration),
     Setting("ReplyTimeout", str, "", check=_duration),
     Setting("QueueRetrySchedule", str, "", check=_retry_schedule),
     Setting("QueueMaxAge", str, "", check=_duration),

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from ._enums import FirewallType
 from ._errors import (
@@ -72,6 +73,7 @@ class SocketSettings:
     # (no limit when timeout is 0); 0: no limit. The greeting's: None = as reply_timeout.
     reply_timeout: float | None = None
     greeting_timeout: float | None = None
+    dns_timeout: float | None = None  # seconds to resolve the host name (DNSTimeout)
     family: int = socket.AF_UNSPEC
     prefer_family: int = 0  # try addresses of this family first (UseIPv6=2)
     local_host: str = ""
@@ -524,7 +526,7 @@ def _connect_direct(
     timeout: float | None,
     interrupted: Interrupter,
 ) -> socket.socket:
-    infos = socket.getaddrinfo(host.lstrip("*"), port, settings.family, socket.SOCK_STREAM)
+    infos = resolve(host.lstrip("*"), port, settings.family, settings.dns_timeout)
     if not infos:
         raise OSError(errno.EHOSTUNREACH, f"no address for {host}")
     if settings.prefer_family:
@@ -545,6 +547,37 @@ def _connect_direct(
             last_error = exc
     assert last_error is not None
     raise last_error
+
+
+AddressInfo = list[tuple[Any, Any, int, str, Any]]
+
+
+def dns_timed_out(host: str, limit: float) -> SMTPTimeoutError:
+    return SMTPTimeoutError(f"resolving {host} took longer than DNSTimeout ({limit:g} s)")
+
+
+def resolve(host: str, port: int, family: int, limit: float | None) -> AddressInfo:
+    """`socket.getaddrinfo` for a stream socket, given at most `limit` seconds (DNSTimeout) when
+    set: the lookup runs in a daemon thread, left to finish on its own after the deadline."""
+    if not limit:
+        return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    outcome: list[AddressInfo | BaseException] = []
+
+    def lookup() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM))
+        except BaseException as exc:  # handed to the caller
+            outcome.append(exc)
+
+    worker = threading.Thread(target=lookup, name="ipsmtp-dns", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if not outcome:
+        raise dns_timed_out(host, limit)
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 class ProxyRefused(Exception):

@@ -92,6 +92,7 @@ GOOD_PROPERTY = {
 GOOD_SETTING = {
     "AuthFrom": "ann@example.com",
     "Charset": "utf-8",
+    "DNSTimeout": "30",
     "DSNEnvelopeId": "env1",
     "DSNNotify": "SUCCESS",
     "DSNReturn": "FULL",
