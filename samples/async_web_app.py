@@ -9,16 +9,17 @@ ipsmtp's embedded test server on 127.0.0.1, set up to refuse one mailbox.
 
 import asyncio
 import json
+from typing import Any
 
 from ipsmtp import AsyncSMTP, SMTPError, SMTPRecipientsRefused
 from ipsmtp.server import Server
 
 # The app's settings, filled in at startup. Never wait on a mail server longer than the
 # web client would wait for the page: `timeout` bounds every network step.
-MAIL_SETTINGS: dict = {"timeout": 10}
+MAIL_SETTINGS: dict[str, Any] = {"timeout": 10}
 
 
-async def handle_contact_form(form: dict) -> dict:
+async def handle_contact_form(form: dict[str, Any]) -> dict[str, Any]:
     # One AsyncSMTP per request. An instance runs one operation at a time, so a single
     # instance shared by every request would make concurrent requests queue behind each other.
     smtp = AsyncSMTP(**MAIL_SETTINGS)

@@ -21,7 +21,7 @@ for i in range(5):
     messages.append(msg)
 
 
-def refuse(address, options):
+def refuse(address: str, options: list[str]) -> str | None:
     """The server's verdict on each RCPT: one reader no longer exists."""
     return "550 5.1.1 no such user" if address == "reader3@example.com" else None
 

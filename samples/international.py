@@ -9,9 +9,14 @@ from ipsmtp import SMTP, SMTPError
 from ipsmtp.server import Server
 
 with Server() as server:  # aiosmtpd offers SMTPUTF8
-    smtp = SMTP(mail_server=server.host, mail_port=server.port,
-                from_="Jörg Müller <jörg@bücher.example>", send_to="Zoë <zoë@example.com>",
-                subject="Grüße aus Köln", message_text="Schöne Grüße!\n")
+    smtp = SMTP(
+        mail_server=server.host,
+        mail_port=server.port,
+        from_="Jörg Müller <jörg@bücher.example>",
+        send_to="Zoë <zoë@example.com>",
+        subject="Grüße aus Köln",
+        message_text="Schöne Grüße!\n",
+    )
     smtp.send()
     received = server.messages[0]
     print("envelope:", received.mail_from, "->", received.rcpt_tos)
@@ -19,8 +24,13 @@ with Server() as server:  # aiosmtpd offers SMTPUTF8
     print("Subject as received:", received.message["Subject"])
 
 with Server(enable_smtputf8=False) as server:
-    smtp = SMTP(mail_server=server.host, mail_port=server.port,
-                from_="a@example.com", send_to="zoë@example.com", message_text="x")
+    smtp = SMTP(
+        mail_server=server.host,
+        mail_port=server.port,
+        from_="a@example.com",
+        send_to="zoë@example.com",
+        message_text="x",
+    )
     try:
         smtp.send()
     except SMTPError as error:

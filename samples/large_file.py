@@ -21,14 +21,15 @@ with tempfile.TemporaryDirectory() as directory:
 
     last = [-1]
 
-    def progress(sender, bytes_transferred, percent_done, **kw):
+    def progress(sender: object, bytes_transferred: int, percent_done: int, **kw: object) -> None:
         if percent_done // 10 != last[0] // 10 or percent_done == 100:
             sys.stdout.write(f"\r{percent_done:3d}%  {bytes_transferred / 1e6:6.1f} MB")
             sys.stdout.flush()
             last[0] = percent_done
 
-    with Server(features=["PIPELINING", "CHUNKING"], record_wire=False,
-                data_size_limit=64 * 1024 * 1024) as server:
+    with Server(
+        features=["PIPELINING", "CHUNKING"], record_wire=False, data_size_limit=64 * 1024 * 1024
+    ) as server:
         smtp = SMTP(mail_server=server.host, mail_port=server.port)
         signals.transfer.connect(progress, sender=smtp)
         result = smtp.send_file(path)

@@ -8,6 +8,7 @@ there, and over how many connections.
 import asyncio
 import threading
 from email.message import EmailMessage
+from typing import Any
 
 from ipsmtp import AsyncSMTPPool, SMTPPool
 from ipsmtp.server import Server
@@ -24,7 +25,11 @@ def newsletter(number: int) -> EmailMessage:
 
 def main() -> None:
     with Server(features=["PIPELINING"]) as server:
-        connection = {"mail_server": server.host, "mail_port": server.port, "timeout": 10}
+        connection: dict[str, Any] = {
+            "mail_server": server.host,
+            "mail_port": server.port,
+            "timeout": 10,
+        }
 
         # 1. Any number of threads share one pool: at most 4 connections, 50 messages each.
         with SMTPPool(max_connections=4, max_messages=50, **connection) as pool:

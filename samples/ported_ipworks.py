@@ -7,20 +7,20 @@ parameter object, IPWorksError). Only the import changed: `from ipworks import .
 
 from ipsmtp import SMTP as PlainSMTP
 from ipsmtp import SSLStartMode, signals
-from ipsmtp.compat.ipworks import SMTP, IPWorksError
+from ipsmtp.compat.ipworks import SMTP, EventArgs, IPWorksError
 from ipsmtp.server import Server, self_signed_context
 
 context, certificate = self_signed_context()
 
 with Server(starttls_context=context, users={"ann": "s3cret"}) as server:
     # -- the IPWorks script, as it was -------------------------------------------------------
-    def fire_ssl_server_authentication(e):
+    def fire_ssl_server_authentication(e: EventArgs) -> None:
         # IPWorks sample code accepts the server's certificate here after its own check.
         print(f"certificate: {e.cert_subject} -> {e.status}")
         if e.cert_encoded == certificate:  # pin: exactly the certificate we expect
             e.accept = True
 
-    def fire_pi_trail(e):
+    def fire_pi_trail(e: EventArgs) -> None:
         print(("C:", "S:", "* ")[e.direction], e.message)
 
     smtp = SMTP()

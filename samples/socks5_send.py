@@ -62,7 +62,7 @@ try:
             message_text="This message went through a SOCKS5 proxy.",
         )
 
-        def status(sender, connection_event, description, **kw):
+        def status(sender: object, connection_event: str, description: str, **kw: object) -> None:
             print(f"   == {connection_event} ({description})")
 
         signals.connection_status.connect(status, sender=smtp)
@@ -79,8 +79,14 @@ try:
             print("2. wrong proxy password:", error)
 
         for message in server.messages:
-            print("received:", message.message["Subject"], "| TLS:", message.tls,
-                  "| user:", message.auth_user)
+            print(
+                "received:",
+                message.message["Subject"],
+                "| TLS:",
+                message.tls,
+                "| user:",
+                message.auth_user,
+            )
 finally:
     proxy.terminate()
     proxy.wait(10)

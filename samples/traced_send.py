@@ -10,15 +10,17 @@ from ipsmtp.server import Server
 ARROWS = {0: "C:", 1: "S:", 2: "* "}
 
 
-def pi_trail(sender, direction, message, tls, **kw):
+def pi_trail(sender: object, direction: int, message: str, tls: bool, **kw: object) -> None:
     print(("[tls] " if tls else "      ") + ARROWS[direction], message)
 
 
-def transfer(sender, bytes_transferred, percent_done, **kw):
+def transfer(sender: object, bytes_transferred: int, percent_done: int, **kw: object) -> None:
     print(f"      -- {bytes_transferred} bytes sent ({percent_done}%)")
 
 
-def connection_status(sender, connection_event, status_code, description, **kw):
+def connection_status(
+    sender: object, connection_event: str, status_code: int, description: str, **kw: object
+) -> None:
     print(f"      == {connection_event} ({description})")
 
 

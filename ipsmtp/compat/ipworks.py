@@ -146,6 +146,9 @@ class EventArgs:
     def __getattr__(self, name: str) -> Any:  # for type checkers: any parameter name
         raise AttributeError(f"this event has no parameter {name!r}")
 
+    def __setattr__(self, name: str, value: Any) -> None:  # a handler's answer: e.accept
+        self.__dict__[name] = value
+
     def __repr__(self) -> str:
         shown = ", ".join(
             f"{k}={v!r}" if k != "cert_encoded" else f"{k}=<{len(v)} bytes>"

@@ -162,7 +162,7 @@ class MailMessagePart:
         self.MultiPartType = "alternative" if value else "mixed"
 
     def AttachFile(
-        self, Dir: str, File: str, isBinary: bool = True, charset: str = "", count: Any = None
+        self, Dir: str, File: str, isBinary: bool | int = True, charset: str = "", count: Any = None
     ) -> Status:
         """Attach the file `Dir`/`File` as a part; the message becomes multipart."""
         path = os.path.join(Dir, File)
@@ -177,7 +177,7 @@ class MailMessagePart:
         return Status()
 
     def AttachStream(
-        self, stream: Stream, Filename: str, isBinary: bool = True, charset: str = ""
+        self, stream: Stream, Filename: str, isBinary: bool | int = True, charset: str = ""
     ) -> Status:
         part = MailMessagePart(charset or self.Charset)
         part.IsBinary = bool(isBinary)
