@@ -502,7 +502,9 @@ def test_ten_thousand_recipients_go_out_in_one_transaction(
     assert_session(
         server.sessions[0], [f"EHLO {HELLO}", f"MAIL FROM:<{SENDER}>", *rcpts, "DATA", "QUIT"]
     )
-    assert len(server.sessions[0].flights) <= 5  # pipelined: not 10,000 round trips
+    # Pipelined: a handful of reads, not 10,000 round trips (how many reads the server needs
+    # for the ~290 KB flight depends on timing; under load a few more).
+    assert len(server.sessions[0].flights) <= 50
 
 
 def test_parsing_an_address_list_is_linear() -> None:
@@ -593,6 +595,7 @@ STRICT = [
 # LF included, is dropped before use; anything inside the value is refused. DSNReturn's
 # consumer does not strip: see the xfail below.
 STRIPPED = [
+    "DNSTimeout",
     "GreetingTimeout",
     "ReplyTimeout",
     "QueueMaxAge",

@@ -400,3 +400,71 @@ def test_bad_config_fails_at_construction(cls: type) -> None:
     assert "NoSuchSetting" in str(caught.value)
     with pytest.raises(SMTPError):
         cls(config="Hello=x")
+
+
+# Where the first connection dies, and whether the message's end of data was out by then.
+DROP_STEPS = {
+    "greeting": False,
+    "ehlo": False,
+    "mail": False,
+    "rcpt": False,
+    "data": False,
+    "content": False,
+    "end of data": True,
+}
+
+
+def _drop_at(step: str, attempts: list[int]) -> Callable[[Conversation], Any]:
+    async def script(conv: Conversation) -> None:
+        attempts.append(1)
+        if len(attempts) > 1:  # every later connection is well behaved
+            await conv.greet_and_ehlo()
+            await conv.accept_transaction()
+            await serve_rest(conv)
+            return
+        if step == "greeting":
+            conv.abort()
+            return
+        await conv.send("220 scripted.test ESMTP")
+        await conv.expect("EHLO")
+        if step == "ehlo":
+            conv.abort()
+            return
+        await conv.send("250 scripted.test")
+        for verb, reply in (("MAIL", "250 ok"), ("RCPT", "250 ok"), ("DATA", "354 go ahead")):
+            await conv.expect(verb)
+            if step == verb.lower():
+                conv.abort()
+                return
+            await conv.send(reply)
+        if step == "content":
+            await conv.read_line()
+            conv.abort()
+            return
+        await conv.read_data()
+        conv.abort()  # after the end of data, before its reply
+
+    return script
+
+
+@pytest.mark.parametrize("step", DROP_STEPS)
+def test_a_connection_lost_at_any_step_loses_nothing_and_sends_nothing_twice(
+    make_pool: Callable[..., Any], step: str
+) -> None:
+    attempts: list[int] = []
+    with ScriptedServer(_drop_at(step, attempts)) as server:
+        pool = make_pool(server, max_connections=1)
+        item = message(1)
+        if step == "content":  # more than the socket buffers hold: the end is not out yet
+            item += (b"y" * 998 + b"\r\n") * 16_000  # 16 MB in long lines (few reads)
+        results = pool.send_messages([item])
+        pool.close()
+        server.wait_done()
+    delivered = [c for c in server.conversations[1:] if b"\r\n.\r\n" in bytes(c.received)]
+    if DROP_STEPS[step]:
+        assert results[0].error is not None
+        assert results[0].error.code == ErrorCode.UNKNOWN_OUTCOME
+        assert delivered == [] and len(server.conversations) == 1  # never sent again
+    else:
+        assert results[0].ok, results[0].error
+        assert len(delivered) == 1  # sent once more, on another connection, and only once
