@@ -35,6 +35,7 @@ __all__ = [
     "SMTPResponseError",
     "SMTPTLSError",
     "SMTPTimeoutError",
+    "temporary_failure",
 ]
 
 
@@ -177,3 +178,14 @@ class SMTPInterrupted(SMTPError):
     """`interrupt()` stopped the operation; the connection was closed."""
 
     default_code = ErrorCode.INTERRUPTED
+
+
+def temporary_failure(error: SMTPError) -> bool:
+    """Is `error` worth another try later (the queue's schedule, Celery's retry)? A 4xx
+    reply, or a connection refused, lost or timed out before the end of data. Never an unknown
+    outcome (607): the server may have the message."""
+    if error.code == ErrorCode.UNKNOWN_OUTCOME:
+        return False
+    if isinstance(error, SMTPConnectError | SMTPTimeoutError):
+        return True
+    return error.reply is not None and error.reply.is_transient

@@ -125,7 +125,7 @@ class SMTPPool:
         for _ in items:
             wait = self._rate.delay()
             if wait:
-                threading.Event().wait(wait)
+                time.sleep(wait)
         try:
             if smtp.connected and slot.full(self.settings, len(items)):
                 smtp.disconnect()  # max_messages: a new connection takes its place

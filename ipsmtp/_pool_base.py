@@ -23,7 +23,13 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import SecretStr
 
-from ._errors import ErrorCode, SMTPConnectError, SMTPError, SMTPTimeoutError
+from ._errors import (
+    ErrorCode,
+    SMTPConnectError,
+    SMTPError,
+    SMTPTimeoutError,
+    temporary_failure,
+)
 from ._values import SendResult
 
 __all__ = ["BATCH", "NOOP_AFTER", "PoolSettings", "RateLimiter", "Slot", "retryable"]
@@ -144,22 +150,11 @@ def retryable(result: SendResult) -> bool:
     """Was the message stopped by a lost connection (or a timeout) before its end of data
     went out? Only then may it go again."""
     error = result.error
-    return (
-        isinstance(error, SMTPConnectError | SMTPTimeoutError)
-        and error.code != ErrorCode.UNKNOWN_OUTCOME
-    )
+    return isinstance(error, SMTPConnectError | SMTPTimeoutError) and temporary_failure(error)
 
 
 def closed_error() -> SMTPError:
     return SMTPError("the pool is closed", code=ErrorCode.NOT_CONNECTED)
-
-
-def temporary_failure(error: SMTPError) -> bool:
-    """Is `error` worth another try later: a 4xx reply, or a connection lost or timed out?
-    (An unknown outcome is a lost connection too: whoever retries must exclude it.)"""
-    if isinstance(error, SMTPConnectError | SMTPTimeoutError):
-        return True
-    return error.reply is not None and error.reply.is_transient
 
 
 class Properties(dict[str, Any]):

@@ -66,8 +66,7 @@ from typing import IO, Any, Protocol, TypeGuard
 
 from ._config import retry_schedule, seconds
 from ._enums import RecipientType
-from ._errors import ErrorCode, SMTPError
-from ._pool_base import temporary_failure
+from ._errors import ErrorCode, SMTPError, temporary_failure
 from ._values import QueueReport, Recipient, SendResult
 
 __all__ = [
@@ -286,12 +285,6 @@ def _file_error(queue_dir: str, exc: OSError) -> SMTPError:
     return SMTPError(
         f"cannot write to the queue {queue_dir}: {exc.strerror or exc}", code=ErrorCode.FILE_ERROR
     )
-
-
-def _transient(exc: SMTPError) -> bool:
-    """Worth retrying later: a 4xx reply, a timeout or a lost connection, but never an unknown
-    outcome (the server may have the message)."""
-    return exc.code != ErrorCode.UNKNOWN_OUTCOME and temporary_failure(exc)
 
 
 def process(
@@ -656,7 +649,7 @@ class Batch:
             claim.suffix = None
             return
         reason = f"{error.code} {type(error).__name__}: {error}"
-        transient = _transient(error)
+        transient = temporary_failure(error)
         if transient and claim.meta is not None:
             moment = now()
             policy = self.policy.over(claim.meta)

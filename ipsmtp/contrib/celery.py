@@ -43,9 +43,8 @@ from celery import Celery, Task
 from celery.signals import worker_process_shutdown
 
 from .. import signals
-from .._errors import ErrorCode, SMTPError
+from .._errors import ErrorCode, SMTPError, temporary_failure
 from .._pool import SMTPPool
-from .._pool_base import temporary_failure
 
 __all__ = ["MailNotSent", "MailTask", "register"]
 
@@ -94,7 +93,7 @@ class MailTask(Task):  # type: ignore[misc]  # Celery ships no type information
         try:
             result = _pool_for(self).send_message(data)
         except SMTPError as exc:
-            if exc.code != ErrorCode.UNKNOWN_OUTCOME and temporary_failure(exc):
+            if temporary_failure(exc):
                 journal.clear()
                 raise self.retry(exc=exc, countdown=self._backoff()) from None
             raise MailNotSent(str(exc), exc.code) from exc
